@@ -1,0 +1,51 @@
+"""Hydra entry point: ``python -m s2distill method=rar task=coin_flip`` (``-m`` for sweeps)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from s2distill.errors import UserError
+
+log = logging.getLogger("s2distill")
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from s2distill.pipeline import run
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        results = run(cfg, run_dir)
+    except UserError as e:
+        # A user's mistake: one line, non-zero exit, and no half-made run directory.
+        print(f"s2distill: error: {e}", file=sys.stderr)
+        logging.shutdown()
+        if not (run_dir / "results.json").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        sys.exit(2)
+    print(_summary(results))
+
+
+def _summary(r: dict) -> str:
+    lines = [f"{r['task']} x {r['method']} ({r['model']}): kept {r['n_kept']}/{r['n_train']}, "
+             f"majority baseline {r['majority_baseline']:.2f}"]
+    for arm in ("system1", "system2", "distilled"):
+        m = r.get(arm)
+        if m:
+            bal = f" bal {m['balanced_acc']:.2f}" if m.get("balanced_acc") is not None else ""
+            lines.append(f"  {arm:9s} acc {m['acc']:.3f} [{m['acc_ci_low']:.2f}, {m['acc_ci_high']:.2f}]{bal}"
+                         f"  tokens {m['mean_tokens']:.1f}  answers {m['answer_distribution']}")
+        else:
+            lines.append(f"  {arm:9s} (none: nothing was kept to train on)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The method interface: a strategy turns examples into engine calls, step by step.
+
+A method sends *all* examples of a step to the engine in one call; its outputs feed the next
+step's prompts. ``Trace.answer`` is what filters vote on and what a distilled model learns;
+intermediate reasoning stays in ``Trace.steps`` for inspection only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from s2distill.engines.base import Engine, Sampling, user
+from s2distill.errors import UserError
+from s2distill.registry import Registry
+from s2distill.tasks.base import Task
+
+
+@dataclass
+class Trace:
+    answer: str | None
+    text: str
+    tokens: int
+    steps: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Method:
+    """Base class. ``max_tokens`` bounds each step (name → tokens)."""
+
+    name: str = ""
+    #: task names this method can run on; ``None`` means any
+    tasks: tuple[str, ...] | None = None
+    default_max_tokens: dict[str, int] = {}
+
+    def __init__(self, max_tokens: dict[str, int] | None = None, **options: Any) -> None:
+        self.max_tokens = {**self.default_max_tokens, **(max_tokens or {})}
+        unknown = set(self.max_tokens) - set(self.default_max_tokens)
+        if unknown:
+            raise UserError(f"method {self.name}: unknown step(s) in max_tokens: {sorted(unknown)}")
+        if any(int(v) < 1 for v in self.max_tokens.values()):
+            raise UserError(f"method {self.name}: max_tokens must be >= 1 ({self.max_tokens})")
+        self.options = options
+
+    def check_task(self, task: Task) -> None:
+        if self.tasks is not None and task.name not in self.tasks:
+            raise UserError(
+                f"method {self.name!r} does not apply to task {task.name!r} (it runs on: {', '.join(self.tasks)})"
+            )
+
+    def sampling(self, base: Sampling, step: str) -> Sampling:
+        return base.replace(max_tokens=int(self.max_tokens[step]))
+
+    def run(self, rows: list[dict[str, Any]], task: Task, engine: Engine, n: int, sampling: Sampling) -> list[list[Trace]]:
+        """``n`` traces per row, in row order."""
+        raise NotImplementedError
+
+    def one_step(
+        self, prompts: list[str], task: Task, engine: Engine, n: int, sampling: Sampling, step: str
+    ) -> list[list[Trace]]:
+        """A single engine call whose outputs hold the final answer."""
+        outs = engine.generate([user(p) for p in prompts], n, self.sampling(sampling, step), f"{self.name}: {step}")
+        return [[Trace(task.extract(c.text), c.text, c.n_tokens) for c in cs] for cs in outs]
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        return {"name": self.name, "max_tokens": self.max_tokens, "options": self.options,
+                "prompts": {k: v for k, v in vars(type(self)).items() if k.endswith("_prompt")}}
+
+
+METHODS: Registry[type[Method]] = Registry("method", "s2distill.methods")

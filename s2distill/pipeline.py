@@ -22,7 +22,7 @@ from s2distill.artifacts import Store, atomic_write_text, fingerprint
 from s2distill.engines import EnginePool, Sampling
 from s2distill.errors import UserError
 from s2distill.evaluate import score_arm
-from s2distill.filters import FILTERS, Decision, Filter
+from s2distill.filters import FILTERS, Decision, Filter, FilterTools
 from s2distill.methods import METHODS, Method, Trace
 from s2distill.metrics import distribution, majority_baseline
 from s2distill.models import ResolvedModel, resolve
@@ -145,10 +145,17 @@ def filter_samples(
 ) -> tuple[list[Decision], str]:
     """Consistency filter over each input's samples; decisions (and vote counts) are saved."""
     fp = fingerprint("filter", ctx.filter.fingerprint_config(), [gen_fp])
+    n, samp = int(ctx.cfg.generate.n), sampling(ctx.cfg, "generate")
+
+    def resample(variant_rows: list[dict[str, Any]], tag: str) -> list[list[Trace]]:
+        vfp = fingerprint("generate", {"variant": tag}, [gen_fp])
+        return sample_traces(ctx, "generate", vfp, variant_rows, ctx.method, ctx.model.path, n, samp)
+
+    tools = FilterTools(engine=lambda: ctx.engines.get(ctx.model.path), resample=resample)
     with ctx.timed("filter"):
         recs = ctx.store.load_records("filter", fp)
         if recs is None:
-            decisions = ctx.filter.decide(rows, traces, ctx.task, lambda: ctx.engines.get(ctx.model.path))
+            decisions = ctx.filter.decide(rows, traces, ctx.task, tools)
             recs = [{"id": r["id"], **d.to_dict()} for r, d in zip(rows, decisions)]
             ctx.store.save_records("filter", fp, recs)
     return [Decision(**{k: v for k, v in r.items() if k != "id"}) for r in recs], fp

@@ -20,22 +20,32 @@ class Decision:
     votes: dict[str, int] = field(default_factory=dict)
     abstentions: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    tokens: int = 0  # tokens the filter itself generated for this input (e.g. USC's selection call)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class FilterTools:
+    """What a filter may use besides the samples; both start the engine only when called.
+
+    ``engine()`` — the base model's engine, for filters that prompt the model (USC).
+    ``resample(rows, tag)`` — the method run again on transformed rows with the same ``n`` and
+    sampling, cached as its own artifact under ``tag`` (input perturbation, e.g. BSM's A/B swap).
+    """
+
+    engine: Callable[[], Engine]
+    resample: Callable[[list[dict[str, Any]], str], list[list[Trace]]]
 
 
 class Filter:
     name: str = ""
 
     def decide(
-        self,
-        rows: list[dict[str, Any]],
-        traces: list[list[Trace]],
-        task: Task,
-        engine: Callable[[], Engine],
+        self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task, tools: FilterTools
     ) -> list[Decision]:
-        """One decision per row. ``engine()`` starts the model only for filters that need it."""
+        """One decision per row (rows carry no gold labels)."""
         raise NotImplementedError
 
     def fingerprint_config(self) -> dict[str, Any]:

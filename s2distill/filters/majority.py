@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from s2distill.engines.base import Engine
 from s2distill.errors import UserError
-from s2distill.filters.base import FILTERS, Decision, Filter
+from s2distill.filters.base import FILTERS, Decision, Filter, FilterTools
 from s2distill.methods.base import Trace
 from s2distill.tasks.base import Task
 
@@ -50,10 +49,6 @@ class Majority(Filter):
         self.tie = tie
 
     def decide(
-        self,
-        rows: list[dict[str, Any]],
-        traces: list[list[Trace]],
-        task: Task,
-        engine: Callable[[], Engine],
+        self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task, tools: FilterTools
     ) -> list[Decision]:
         return [vote([t.answer for t in ts], self.threshold, self.tie) for ts in traces]

@@ -8,7 +8,15 @@ import re
 from datasets import DatasetDict
 
 from s2distill.errors import UserError
-from s2distill.tasks.base import TASKS, Task, balanced_labels, names, read_records, split, to_dataset
+from s2distill.tasks.base import (
+    TASKS,
+    Task,
+    balanced_labels,
+    names,
+    read_records,
+    split,
+    to_dataset,
+)
 
 _ANSWER = re.compile(r"answer\s*(?:is)?\s*[:\-]?\s*[*_\"'`]*\s*(yes|no)\b")
 _WORD = re.compile(r"\b(yes|no)\b")

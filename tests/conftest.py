@@ -43,3 +43,55 @@ def cli(tmp_path):
         return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def compose(tmp_path):
+    """Compose the real Hydra config (conf/) with overrides; caches under ``tmp_path``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    def make(*overrides: str):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return hydra_compose("config", overrides=[f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
+
+    return make
+
+
+class FakeEngine:
+    """Deterministic stand-in for pure-logic tests: answers from a hash of the prompt."""
+
+    def __init__(self, model: str = "fake", answers: tuple[str, ...] = ("Answer: yes", "Answer: no")):
+        self.model = model
+        self.answers = answers
+        self.calls: list[tuple[int, int]] = []
+
+    def generate(self, chats, n, sampling, desc=""):
+        import hashlib
+
+        from s2distill.engines.base import Completion
+
+        self.calls.append((len(chats), n))
+        out = []
+        for c in chats:
+            h = int(hashlib.sha256(c[-1]["content"].encode()).hexdigest(), 16)
+            out.append([Completion(self.answers[(h >> j) % len(self.answers)], 3) for j in range(n)])
+        return out
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """Make every EnginePool start a FakeEngine (pure pipeline logic only)."""
+    import s2distill.engines as engines
+
+    made: list[FakeEngine] = []
+
+    def make_engine(model, cfg):
+        made.append(FakeEngine(model))
+        return made[-1]
+
+    monkeypatch.setattr(engines, "make_engine", make_engine)
+    return made

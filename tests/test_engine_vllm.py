@@ -1,0 +1,44 @@
+"""The real vLLM engine with the bundled model: n samples per chat, token counts, methods' steps."""
+
+from __future__ import annotations
+
+import pytest
+
+from s2distill.engines.base import Sampling, user
+from s2distill.methods import METHODS
+from s2distill.tasks import TASKS
+
+pytestmark = pytest.mark.slow
+
+
+def test_generates_n_completions_with_token_counts(vllm_engine):
+    outs = vllm_engine.generate([user("What is the capital of France?"), user("Say hi.")], 3,
+                                Sampling(temperature=0.8, max_tokens=16))
+    assert len(outs) == 2 and all(len(cs) == 3 for cs in outs)
+    for cs in outs:
+        for c in cs:
+            assert c.text.strip() and 1 <= c.n_tokens <= 16
+
+
+def test_greedy_answer_is_deterministic_and_sensible(vllm_engine):
+    chats = [user("What is the capital of France?")]
+    a = vllm_engine.generate(chats, 1, Sampling(temperature=0.0, max_tokens=24))[0][0]
+    b = vllm_engine.generate(chats, 1, Sampling(temperature=0.0, max_tokens=24))[0][0]
+    assert a == b and "Paris" in a.text
+
+
+@pytest.mark.parametrize("method", ["system1", "rar", "rar_1step", "cot"])
+@pytest.mark.parametrize("task", ["coin_flip", "last_letter"])
+def test_methods_run_through_the_real_engine(vllm_engine, method, task):
+    t = TASKS.get(task)(n_train=2, n_test=2, seed=0)
+    rows = t.unlabeled(t.load()["train"]).to_list()
+    m = METHODS.get(method)(max_tokens={k: 24 for k in METHODS.get(method).default_max_tokens})
+    traces = m.run(rows, t, vllm_engine, 2, Sampling(temperature=0.8, max_tokens=24))
+    assert len(traces) == 2 and all(len(ts) == 2 for ts in traces)
+    steps = len(m.default_max_tokens)
+    for ts in traces:
+        for tr in ts:
+            assert 1 <= tr.tokens <= 24 * steps  # every step's tokens are counted
+            assert tr.answer is None or tr.answer == t.extract(tr.text)
+            if method == "rar":
+                assert tr.steps["rephrased"]  # intermediate kept for inspection, not the answer

@@ -14,7 +14,7 @@ class RaR(Method):
     """Step 1 samples ``n`` rephrasings; step 2 answers once per rephrasing, seeing both texts."""
 
     name = "rar"
-    default_max_tokens = {"rephrase": 128, "respond": 192}
+    default_max_tokens = {"rephrase": 96, "respond": 160}
     rephrase_prompt = (
         '"{question}"\nGiven the above question, rephrase and expand it to help you do better '
         "answering. Maintain all information in the original question."

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from s2distill.errors import UserError
 
 log = logging.getLogger("s2distill")
+
+
+class JobFailed(CompactHydraException):
+    """A sweep job stopped by a user error. Hydra marks that job failed, runs the others, and
+    prints this one line (not a traceback) when the sweep ends; the exit status is then 1."""
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -24,6 +31,11 @@ def main(cfg: DictConfig) -> None:
     try:
         results = run(cfg, run_dir)
     except UserError as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # In a sweep, fail this job only: the other jobs still run and keep their results;
+            # the job's log (with this line) stays in its directory.
+            log.error("job failed: %s", e)
+            raise JobFailed(f"s2distill: error: {e}") from None
         # A user's mistake: one line, non-zero exit, and no half-made run directory.
         print(f"s2distill: error: {e}", file=sys.stderr)
         logging.shutdown()
@@ -48,4 +60,9 @@ def _summary(r: dict) -> str:
 
 
 if __name__ == "__main__":
+    from s2distill.overrides import check
+
+    if problem := check(sys.argv[1:]):
+        print(f"s2distill: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -210,7 +210,15 @@ def evaluate(
     })
     with ctx.timed(f"eval_{arm}"):
         traces = sample_traces(ctx, f"eval_{arm}", fp, inputs, method, model_path, int(cfg.eval.k), samp)
-    return score_arm(ctx.task, rows, traces)
+    perturbed = None
+    pert = ctx.task.perturbation()
+    if pert is not None:
+        # the same arm on the perturbed inputs (e.g. A/B swapped), for score_arm's inconsistent_rate
+        stage, pfp = f"eval_{arm}_{pert.name}", fingerprint("eval", {"variant": pert.name}, [fp])
+        with ctx.timed(stage):
+            perturbed = sample_traces(ctx, stage, pfp, [pert.row(r) for r in inputs], method, model_path,
+                                      int(cfg.eval.k), samp)
+    return score_arm(ctx.task, rows, traces, perturbed)
 
 
 # -- results ----------------------------------------------------------------------------------------

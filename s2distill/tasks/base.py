@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,20 @@ from s2distill.registry import Registry
 # Columns a task may put in a split that carry the answer. They are dropped before any
 # stage that builds training data sees the rows (see ``Task.unlabeled``).
 GOLD_COLUMNS = ("gold", "aliases", "human_winner", "incorrect_answer", "gold_rationale")
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """An input change the answer must not depend on, up to a known relabelling (e.g. A/B swap).
+
+    ``row`` maps an input row to its perturbed copy (same ``id``); ``answer`` maps an answer
+    given on the perturbed row back to the original row's frame. Perturbation filters re-run
+    the method on perturbed rows, and evaluation reports how often an arm's answer changes.
+    """
+
+    name: str
+    row: Callable[[dict[str, Any]], dict[str, Any]]
+    answer: Callable[[str | None], str | None]
 
 
 class Task:
@@ -73,6 +88,10 @@ class Task:
     def extra_metrics(self, preds: list[str | None], rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Task-specific metrics reported beside accuracy (e.g. biased vs unbiased prompts)."""
         return {}
+
+    def perturbation(self) -> Perturbation | None:
+        """The task's answer-preserving input perturbation, if it has one (``None``: no check)."""
+        return None
 
     def target(self, answer: str) -> str:
         """The assistant turn the distilled model is trained to emit for a kept answer."""

@@ -1,0 +1,62 @@
+"""Order-swap consistency (input perturbation): keep an input only when its verdict survives
+swapping the two responses.
+
+The method runs again on the perturbed rows (``task.perturbation()``, e.g. A/B swapped) through
+``FilterTools.resample``, cached as its own artifact. Each order is majority-voted separately
+(``filters.majority.vote``: threshold on the share of all samples, ties dropped); the swapped
+verdict is mapped back to the original order, and the input is kept when both votes pass and agree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from s2distill.errors import UserError
+from s2distill.filters.base import FILTERS, Decision, Filter, FilterTools
+from s2distill.filters.majority import TIE_RULES, vote
+from s2distill.methods.base import Trace
+from s2distill.tasks.base import Perturbation, Task
+
+
+def decide_pair(original: list[str | None], swapped_back: list[str | None], threshold: float, tie: str) -> Decision:
+    """The decision for one input from its answers in both orders (swapped ones already mapped back)."""
+    first, second = vote(original, threshold, tie), vote(swapped_back, threshold, tie)
+    extra: dict[str, Any] = {
+        "original": {"answer": first.answer, "reason": first.reason, "votes": first.votes, "abstentions": first.abstentions},
+        "swapped": {"answer": second.answer, "reason": second.reason, "votes": second.votes, "abstentions": second.abstentions},
+    }
+    votes = dict((Counter(first.votes) + Counter(second.votes)).most_common())
+    abstain = first.abstentions + second.abstentions
+    if not first.kept:
+        return Decision(False, None, f"original_{first.reason}", votes, abstain, extra)
+    if not second.kept:
+        return Decision(False, None, f"swapped_{second.reason}", votes, abstain, extra)
+    if first.answer != second.answer:
+        return Decision(False, None, "order_disagree", votes, abstain, extra)
+    return Decision(True, first.answer, "consistent", votes, abstain, extra)
+
+
+@FILTERS.register("swap")
+class Swap(Filter):
+    name = "swap"
+
+    def __init__(self, threshold: float = 0.5, tie: str = "drop") -> None:
+        if not 0 < float(threshold) <= 1:
+            raise UserError(f"filter.threshold must be in (0, 1] (got {threshold})")
+        if tie not in TIE_RULES:
+            raise UserError(f"filter.tie must be one of {TIE_RULES} (got {tie!r})")
+        self.threshold = float(threshold)
+        self.tie = tie
+
+    def decide(
+        self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task, tools: FilterTools
+    ) -> list[Decision]:
+        pert: Perturbation | None = task.perturbation()
+        if pert is None:
+            raise UserError(f"filter swap needs a task with an order perturbation (e.g. llm_judge); {task.name!r} has none")
+        swapped = tools.resample([pert.row(r) for r in rows], pert.name)
+        return [
+            decide_pair([t.answer for t in ts], [pert.answer(t.answer) for t in ss], self.threshold, self.tie)
+            for ts, ss in zip(traces, swapped)
+        ]

@@ -114,9 +114,9 @@ def sample_traces(
         if done:
             log.info("%s: resuming, %d of %d batches already done", stage, len(done), len(starts))
         for b, start in enumerate(starts):
-            if b in done:
-                continue
             batch = rows[start : start + bs]
+            if [rec["id"] for rec in done.get(b, [])] == [r["id"] for r in batch]:
+                continue  # finished by an earlier run (same rows: batch_size may have changed)
             traces = method.run(batch, ctx.task, ctx.engines.get(model), n, samp)
             done[b] = [{"id": r["id"], "traces": [t.to_dict() for t in ts]} for r, ts in zip(batch, traces)]
             ctx.store.append_batch(stage, fp, b, done[b])

@@ -194,6 +194,23 @@ def test_hub_offline_is_one_user_error(monkeypatch, tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_hub_source_goes_through_load_dataset(monkeypatch, tmp_path):
+    # a local folder in the Hub layout stands in for openai/gsm8k (same loader, no network)
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    hub = tmp_path / "gsm8k"
+    hub.mkdir()
+    write_jsonl(hub / "train.jsonl", [record(f"Q{i}?", f"{i},000") for i in range(6)])
+    write_jsonl(hub / "test.jsonl", [record(f"R{i}?", str(-i)) for i in range(4)])
+    d = make(hub=str(hub), hub_config=None, n_train=6, n_test=4).load()
+    assert sorted(d["train"]["gold"], key=int) == [f"{i}000" if i else "0" for i in range(6)]
+    assert set(d["test"]["gold"]) == {"0", "-1", "-2", "-3"} and d["test"].column_names == ["id", "question", "gold"]
+    with pytest.raises(UserError, match="BuilderConfig 'main' not found"):
+        make(hub=str(hub)).load()
+
+
 # -- majority@k scoring -------------------------------------------------------------------------
 def test_majority_at_k_scoring():
     t = make()

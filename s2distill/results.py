@@ -204,7 +204,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     for arm in ARMS:
         cols += [f"{arm}_{m}" for m in ("acc", "acc_ci_low", "acc_ci_high", "mean_tokens")]
     cols += ["majority_baseline", "n_kept", "n_train", "n_test", "run"]
-    out = df[cols].copy()
+    out = df[list(dict.fromkeys(cols))].copy()  # n_train / n_test may already be keys
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     out["_m"] = out["method"].map(lambda m: order.get(m, len(order)))
     return out.sort_values(["task", "_m", *keys[1:]]).drop(columns="_m").reset_index(drop=True)

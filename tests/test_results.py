@@ -128,6 +128,19 @@ def test_summary_shows_config_that_differs(tmp_path: Path) -> None:
     assert "| task | method | seed | System 1 |" in report.markdown(df)
 
 
+def test_sizes_that_differ_become_columns(tmp_path: Path) -> None:
+    small = record("coin_flip", "rar", 2, None)
+    big = {**record("last_letter", "cot", 2, None), "n_train": 96, "n_test": 100}
+    big["config"] = {**big["config"], "seed": 5}
+    write(tmp_path / "a" / "results.json", small)
+    write(tmp_path / "b" / "results.json", big)
+    df = results.collect(tmp_path)
+    assert results.varying(df) == ["n_train", "n_test"]
+    md = report.markdown(df)
+    assert "| task | method | n_train | n_test | System 1 |" in md and "| 96 | 100 |" in md
+    assert "on 8 / 100 held-out test inputs" in md
+
+
 def test_report_markdown_table(runs_dir: Path) -> None:
     md = report.markdown(results.collect(runs_dir))
     lines = md.splitlines()

@@ -153,13 +153,12 @@ class BSM(Method):
         return "\n".join(f"{i}. {crit}\n{c.text.strip()}" for i, (crit, c) in enumerate(zip(plan["criteria"], plan["solve"]), 1))
 
     def _trace(self, plan: dict[str, Any], merged: Any, task: Task) -> Trace:
-        total_a_b = merge_sum(plan["scores"])
+        sum_answer, total_a, total_b = merge_sum(plan["scores"])
         lines = [f"{i}. {crit} -- A: {_fmt(a)}, B: {_fmt(b)}"
                  for i, (crit, (a, b)) in enumerate(zip(plan["criteria"], plan["scores"]), 1)]
+        lines.append(f"Total A: {total_a:g}, B: {total_b:g} -> {sum_answer or 'no verdict'}")
         if merged is None:
-            answer, total_a, total_b = total_a_b
-            lines.append(f"Total A: {total_a:g}, B: {total_b:g} -> {answer or 'no verdict'}")
-            text, merge_tokens = "\n".join(lines), 0
+            answer, text, merge_tokens = sum_answer, "\n".join(lines), 0
         else:
             answer, text, merge_tokens = task.extract(merged.text), merged.text, merged.n_tokens
         tokens = plan["branch"].n_tokens + sum(c.n_tokens for c in plan["solve"]) + merge_tokens

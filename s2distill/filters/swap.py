@@ -13,8 +13,8 @@ from collections import Counter
 from typing import Any
 
 from s2distill.errors import UserError
-from s2distill.filters.base import FILTERS, Decision, Filter, FilterTools
-from s2distill.filters.majority import TIE_RULES, vote
+from s2distill.filters.base import FILTERS, Decision, FilterTools
+from s2distill.filters.majority import Majority, vote
 from s2distill.methods.base import Trace
 from s2distill.tasks.base import Perturbation, Task
 
@@ -38,16 +38,13 @@ def decide_pair(original: list[str | None], swapped_back: list[str | None], thre
 
 
 @FILTERS.register("swap")
-class Swap(Filter):
+class Swap(Majority):
+    """Majority's options (``threshold``, ``tie``), applied to each order separately."""
+
     name = "swap"
 
     def __init__(self, threshold: float = 0.5, tie: str = "drop") -> None:
-        if not 0 < float(threshold) <= 1:
-            raise UserError(f"filter.threshold must be in (0, 1] (got {threshold})")
-        if tie not in TIE_RULES:
-            raise UserError(f"filter.tie must be one of {TIE_RULES} (got {tie!r})")
-        self.threshold = float(threshold)
-        self.tie = tie
+        super().__init__(threshold, tie)
 
     def decide(
         self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task, tools: FilterTools

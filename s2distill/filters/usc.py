@@ -61,7 +61,8 @@ class USC(Filter):
     prompt = (
         "I have generated the following responses to the question: {question}\n\n{responses}\n\n"
         "Evaluate these responses.\nSelect the most consistent response based on majority consensus.\n"
-        'Start your answer with "The most consistent response is Response X" (without quotes).'
+        'Start your answer with "The most consistent response is Response X" (without quotes), '
+        "where X is the number of that response."
     )
 
     def __init__(self, threshold: float = 0.0, max_tokens: int = 32, max_prompt_chars: int = 2000,

@@ -173,9 +173,10 @@ class Store:
     # -- internals ---------------------------------------------------------------------------
     def _meta(self, d: Path) -> dict[str, Any] | None:
         try:
-            return json.loads((d / "meta.json").read_text(encoding="utf-8"))
+            meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        return meta if isinstance(meta, dict) else None  # damaged into other valid JSON
 
     def _write_meta(self, d: Path, stage: str, fp: str, sha: str, n: int | None, info: dict[str, Any] | None) -> None:
         meta = {"stage": stage, "fingerprint": fp, "sha256": sha, "n_records": n, "created": time.time(),

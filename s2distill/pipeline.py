@@ -74,8 +74,20 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         raise UserError(f"unknown engine {cfg.engine.name!r} (known: hf, vllm)")
     model = resolve(cfg.model.name_or_path, cfg.paths.models_dir)
     store = Store(cfg.paths.cache_dir, run_dir)
-    engines = EnginePool(OmegaConf.to_container(cfg.engine, resolve=True))
+    engine_cfg = OmegaConf.to_container(cfg.engine, resolve=True)
+    engine_cfg["expected_tokens"] = expected_tokens(cfg, task, method, ("generate", "system1", "system2"))
+    engines = EnginePool(engine_cfg)
     return Context(cfg, task, method, filt, model, store, engines)
+
+
+def expected_tokens(cfg: DictConfig, task: Task, method: Method, jobs: tuple[str, ...]) -> int:
+    """Upper bound (from max_tokens) of what one engine generates for ``jobs``: what
+    ``engine.compile: auto`` weighs against the compile warm-up."""
+    s1, s2 = sum(METHODS.get("system1")().max_tokens.values()), sum(method.max_tokens.values())
+    k = int(cfg.eval.k)
+    per_job = {"generate": task.n_train * int(cfg.generate.n) * s2, "system1": task.n_test * k * s1,
+               "system2": task.n_test * k * s2, "distilled": task.n_test * k * s1}
+    return sum(per_job[j] for j in jobs)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -88,6 +100,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         decisions, filt_fp = filter_samples(ctx, train_rows, samples, gen_fp)
         evals = {arm: evaluate(ctx, arm, test_rows) for arm in ("system1", "system2")}
         ctx.engines.close()  # free the base model's engine before training needs the memory
+        ctx.engines.cfg["expected_tokens"] = expected_tokens(cfg, ctx.task, ctx.method, ("distilled",))
         model_dir, train_fp = train(ctx, train_rows, decisions, filt_fp)
         evals["distilled"] = evaluate(ctx, "distilled", test_rows, model_dir, train_fp) if model_dir else None
     results = summarize(ctx, train_rows, test_rows, decisions, evals)

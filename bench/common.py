@@ -1,0 +1,131 @@
+"""Shared helpers for the benchmark scripts: the bundled model, chat prompts, recording results.
+
+Every script measures its comparison side by side in one run and merges its figures (one key
+each) into ``bench/results.json``; ``RESULTS.md`` is regenerated from that file every time.
+Run them one at a time on an otherwise idle machine:
+``flock /tmp/s2distill-cpu.lock .venv/bin/python bench/<script>.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results.json"
+REPORT = BENCH / "RESULTS.md"
+
+#: figure → (target, "higher"/"lower" is better, one-line meaning)
+TARGETS: dict[str, tuple[float | None, str, str]] = {
+    "gen_speedup_vllm_over_hf": (4.0, "higher", "generated tokens/s, vLLM engine / HF engine, same job"),
+    "engine_start_s": (20.0, "lower", "vLLM engine start, default CPU settings (eager)"),
+    "gen_tokens_per_s_eager": (None, "higher", "vLLM generated tokens/s, eager (default)"),
+    "gen_tokens_per_s_hf": (None, "higher", "HF engine generated tokens/s"),
+    "gen_tokens_per_s_compiled": (None, "higher", "vLLM generated tokens/s, torch.compile"),
+    "engine_start_compiled_cold_s": (None, "lower", "compiled start, empty compile cache"),
+    "engine_start_compiled_s": (30.0, "lower", "compiled start, warm compile cache"),
+    "engine_start_compiled_vllm_aot_s": (None, "lower", "compiled start with vLLM's own AOT cache, warm"),
+    "gen_overhead_fraction": (0.03, "lower", "(generate stage wall - time in engine.generate) / wall"),
+    "cached_rerun_s": (5.0, "lower", "re-running a finished rar x coin_flip cell (all cached)"),
+    "sft_speedup_padding_free": (1.5, "higher", "SFT tokens/s, padding_free / padded (coin_flip SFT data)"),
+    "sft_speedup_packing": (None, "higher", "SFT tokens/s, packing (bfd) / padded (coin_flip SFT data)"),
+    "sft_speedup_padding_free_gsm8k": (None, "higher", "SFT tokens/s, padding_free / padded (gsm8k lengths)"),
+    "smoke_cell_s": (None, "lower", "default rar x coin_flip cell end to end, empty cache"),
+}
+
+
+def bundled_model_path() -> str:
+    from s2distill.models import resolve
+
+    return resolve("bundled:SmolLM2-135M-Instruct").path
+
+
+def chat_prompts(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
+    """``n`` distinct chat prompts of varied length: the project's own task questions."""
+    from s2distill.tasks import TASKS
+
+    rng = random.Random(seed)
+    texts: list[str] = []
+    for name, kw in (("coin_flip", {"n_people": 3}), ("last_letter", {}), ("gsm8k", {})):
+        task = TASKS.get(name)(n_train=n, n_test=2, seed=seed, **kw)
+        rows = task.load()["train"].to_list()
+        texts += [task.question(r) + "\n" + task.final_instruction for r in rows]
+    rng.shuffle(texts)
+    return [[{"role": "user", "content": t}] for t in texts[:n]]
+
+
+def timed(fn, *args, **kw) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t0
+
+
+def run_job(args: dict[str, Any], env: dict[str, str] | None = None, timeout: int = 3600) -> dict[str, Any]:
+    """Run bench/engine_job.py with ``args`` in a fresh interpreter; its log goes to ``args["log"]``."""
+    return run_script("engine_job.py", json.dumps(args), env=env, timeout=timeout, log=args.get("log"))
+
+
+def run_script(script: str, *argv: str, env: dict[str, str] | None = None, timeout: int = 3600,
+               log: str | None = None) -> dict[str, Any]:
+    """Run a bench script in a fresh interpreter (its own engine, freed at exit); it prints JSON last."""
+    res = subprocess.run([sys.executable, str(BENCH / script), *argv], cwd=REPO, capture_output=True, text=True,
+                         timeout=timeout, env={**os.environ, **(env or {})})
+    if log:
+        Path(log).write_text(res.stderr)
+    if res.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{res.stderr[-4000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
+
+
+def record(script: str, figures: dict[str, float | int | None], details: dict[str, Any]) -> None:
+    """Merge ``figures`` into results.json (details under ``details[script]``) and rewrite RESULTS.md."""
+    data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    data.update(figures)
+    data.setdefault("details", {})[script] = {**details, "machine": machine(),
+                                               "measured": time.strftime("%Y-%m-%d %H:%M")}
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    REPORT.write_text(render(data))
+    print(json.dumps(figures, indent=2))
+
+
+def verdict(key: str, value: Any) -> str:
+    target, better, _ = TARGETS.get(key, (None, "", ""))
+    if target is None or not isinstance(value, (int, float)):
+        return ""
+    ok = value >= target if better == "higher" else value <= target
+    return ("met" if ok else "NOT met") + f" ({'>=' if better == 'higher' else '<='} {target:g})"
+
+
+def render(data: dict[str, Any]) -> str:
+    lines = ["# Benchmarks", "",
+             "Generated by `bench/*.py` from `bench/results.json` (do not edit by hand). Each script",
+             "runs its comparison side by side in one run on the machine named below, under",
+             "`flock /tmp/s2distill-cpu.lock` so nothing else ran on the cores meanwhile.", "",
+             "| figure | value | target | meaning |", "|---|---|---|---|"]
+    for key in [*TARGETS, *sorted(k for k in data if k not in TARGETS and k != "details")]:
+        if key in data:
+            v = data[key]
+            shown = f"{v:.3g}" if isinstance(v, float) else str(v)
+            lines.append(f"| `{key}` | {shown} | {verdict(key, v)} | {TARGETS.get(key, (0, 0, ''))[2]} |")
+    for script, d in sorted(data.get("details", {}).items()):
+        lines += ["", f"## {script}", ""]
+        notes = d.get("notes", [])
+        for note in notes:
+            lines.append(f"- {note}")
+        rest = {k: v for k, v in d.items() if k != "notes"}
+        if notes:
+            lines.append("")
+        lines += ["```json", json.dumps(rest, indent=1, sort_keys=True), "```"]
+    return "\n".join(lines) + "\n"

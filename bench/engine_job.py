@@ -1,0 +1,54 @@
+"""One engine, one job, in this fresh process: start it, generate, print one JSON line.
+
+Used by gen_speed.py and compile_cache.py so that every measured engine starts in its own
+process (as in a pipeline run) and frees its memory at exit. The argument is a JSON object:
+``engine`` (vllm | hf), ``prompts``, ``n``, ``max_tokens``, ``options`` (overrides of
+conf/engine/<engine>.yaml) and ``check`` (how many prompts to also answer greedily, so runs
+can be compared token for token).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from common import REPO, bundled_model_path, chat_prompts
+
+
+def main(args: dict) -> dict:
+    from omegaconf import OmegaConf
+
+    from s2distill.engines.base import Sampling
+
+    chats = chat_prompts(256)[: args["prompts"]]
+    cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "engine" / f"{args['engine']}.yaml"))
+    cfg.pop("name")
+    cfg.update(seed=0, use_tqdm=False, **args.get("options", {}))
+    model = bundled_model_path()
+    t0 = time.perf_counter()
+    if args["engine"] == "vllm":
+        from s2distill.engines.vllm import VLLMEngine
+
+        eng = VLLMEngine(model, **cfg)
+    else:
+        from s2distill.engines.hf import HFEngine
+
+        eng = HFEngine(model, **cfg)
+    start = time.perf_counter() - t0
+    out: dict = {"start_s": start, "compiled": getattr(eng, "compiled", False)}
+    if args.get("check"):
+        greedy = eng.generate(chat_prompts(256)[: args["check"]], 1, Sampling(temperature=0.0, max_tokens=32))
+        out["greedy"] = [cs[0].text for cs in greedy]
+    if chats:
+        t1 = time.perf_counter()
+        outs = eng.generate(chats, args["n"], Sampling(temperature=0.8, top_p=0.95, max_tokens=args["max_tokens"]))
+        out.update(gen_s=time.perf_counter() - t1, tokens=sum(c.n_tokens for cs in outs for c in cs),
+                   prompts=len(chats), completions=sum(len(cs) for cs in outs))
+        out["tokens_per_s"] = out["tokens"] / out["gen_s"]
+    eng.close()
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(json.loads(sys.argv[1]))))

@@ -42,3 +42,20 @@ def test_methods_run_through_the_real_engine(vllm_engine, method, task):
             assert tr.answer is None or tr.answer == t.extract(tr.text)
             if method == "rar":
                 assert tr.steps["rephrased"]  # intermediate kept for inspection, not the answer
+
+
+@pytest.mark.slow
+def test_closing_a_second_inprocess_engine_leaves_the_first_working(vllm_engine, bundled_model):
+    """Engine cores in one process share vLLM's global parallel state; closing one engine (e.g. a
+    job's, run in-process by Hydra's basic launcher) must not break another still in use (the CI
+    failure "pipeline model parallel group is not initialized")."""
+    from s2distill.engines.base import Sampling
+    from s2distill.engines.vllm import VLLMEngine
+
+    chat = [[{"role": "user", "content": "What is 2 + 2?"}]]
+    greedy = Sampling(temperature=0.0, max_tokens=8)
+    before = vllm_engine.generate(chat, 1, greedy)[0][0].text
+    other = VLLMEngine(bundled_model.path, dtype="bfloat16", max_model_len=512, seed=1, use_tqdm=False)
+    assert other.generate(chat, 1, greedy)[0][0].text == before
+    other.close()
+    assert vllm_engine.generate(chat, 1, greedy)[0][0].text == before

@@ -6,7 +6,7 @@ import gc
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from s2distill.engines.base import Chat, Completion, Sampling
 from s2distill.errors import UserError
@@ -87,7 +87,27 @@ def _configure_cpu_env(kvcache_space_gb: int, threads_bind: str | None, reserved
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if inprocess else "1")
 
 
+def _keep_dist_state(core_module: Any) -> Any:
+    """Swap vLLM's post-shutdown ``cleanup_dist_env_and_memory`` for a version that leaves the
+    process-global parallel state alone; returns the original so the caller can restore it."""
+    original = core_module.cleanup_dist_env_and_memory
+
+    def light_cleanup(*_a: Any, **_kw: Any) -> None:
+        gc.unfreeze()
+        gc.collect()
+
+    core_module.cleanup_dist_env_and_memory = light_cleanup
+    return original
+
+
 class VLLMEngine:
+    #: engines whose core runs in this process and is not closed yet. Their distributed state
+    #: (vLLM's world / tensor- / pipeline-parallel groups) is global to the process and shared:
+    #: a later engine reuses it, and vLLM's shutdown tears it down, which would break every
+    #: other live engine ("pipeline model parallel group is not initialized"). ``close()``
+    #: therefore tears it down only when it closes the last one.
+    _live_inprocess: ClassVar[int] = 0
+
     def __init__(
         self,
         model: str,
@@ -136,6 +156,9 @@ class VLLMEngine:
             kwargs["worker_extension_cls"] = AOT_LOAD_FIX  # reuse compiled artifacts (see above)
         kwargs.update(extra or {})
         self.llm = LLM(**kwargs)
+        self._inprocess = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0"
+        if self._inprocess:
+            VLLMEngine._live_inprocess += 1
 
     def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "") -> list[list[Completion]]:
         from vllm import SamplingParams
@@ -158,9 +181,20 @@ class VLLMEngine:
         llm = getattr(self, "llm", None)
         if llm is None:
             return
+        others_live = self._inprocess and VLLMEngine._live_inprocess > 1
+        core_module = original = None
+        if others_live:  # another in-process engine still needs the shared parallel state
+            import vllm.v1.engine.core as core_module
+
+            original = _keep_dist_state(core_module)
         try:
             llm.llm_engine.engine_core.shutdown()
         except Exception as e:  # pragma: no cover - depends on vLLM internals
             log.warning("vLLM engine shutdown: %s", e)
+        finally:
+            if core_module is not None:
+                core_module.cleanup_dist_env_and_memory = original
+            if self._inprocess:
+                VLLMEngine._live_inprocess -= 1
         self.llm = None
         gc.collect()

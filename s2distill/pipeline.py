@@ -161,8 +161,9 @@ def filter_samples(
     n, samp = int(ctx.cfg.generate.n), sampling(ctx.cfg, "generate")
 
     def resample(variant_rows: list[dict[str, Any]], tag: str) -> list[list[Trace]]:
+        # its own stage name: its artifact sits beside generate.jsonl in the run dir, not over it
         vfp = fingerprint("generate", {"variant": tag}, [gen_fp])
-        return sample_traces(ctx, "generate", vfp, variant_rows, ctx.method, ctx.model.path, n, samp)
+        return sample_traces(ctx, f"generate_{tag}", vfp, variant_rows, ctx.method, ctx.model.path, n, samp)
 
     tools = FilterTools(engine=lambda: ctx.engines.get(ctx.model.path), resample=resample)
     with ctx.timed("filter"):
@@ -221,14 +222,17 @@ def evaluate(
         "k": int(cfg.eval.k), "sampling": samp.__dict__,
         "engine": {"dtype": cfg.engine.get("dtype"), "seed": cfg.engine.get("seed")},
     })
+    # with method=system1 the System-2 arm IS System 1 on the base model: same fingerprint, so it
+    # shares the System-1 arm's artifact instead of generating it a second time
+    name = "system1" if arm == "system2" and method.name == "system1" and model_dir is None else arm
     with ctx.timed(f"eval_{arm}"):
-        traces = sample_traces(ctx, f"eval_{arm}", fp, inputs, method, model_path, int(cfg.eval.k), samp)
+        traces = sample_traces(ctx, f"eval_{name}", fp, inputs, method, model_path, int(cfg.eval.k), samp)
     perturbed = None
     pert = ctx.task.perturbation()
     if pert is not None:
         # the same arm on the perturbed inputs (e.g. A/B swapped), for score_arm's inconsistent_rate
-        stage, pfp = f"eval_{arm}_{pert.name}", fingerprint("eval", {"variant": pert.name}, [fp])
-        with ctx.timed(stage):
+        stage, pfp = f"eval_{name}_{pert.name}", fingerprint("eval", {"variant": pert.name}, [fp])
+        with ctx.timed(f"eval_{arm}_{pert.name}"):
             perturbed = sample_traces(ctx, stage, pfp, [pert.row(r) for r in inputs], method, model_path,
                                       int(cfg.eval.k), samp)
     return score_arm(ctx.task, rows, traces, perturbed)

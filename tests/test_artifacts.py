@@ -219,3 +219,14 @@ def test_truncated_real_model_weights_are_detected(bundled_model, tmp_path):
     with open(weights, "r+b") as f:
         f.truncate(weights.stat().st_size - 4096)
     assert Store(tmp_path / "cache").load_dir("train", "fp") is None
+
+
+def test_method_system1_evaluates_the_base_model_once(compose, fake_engine, tmp_path):
+    """With method=system1 the System-2 arm is System 1: its artifact is shared, not regenerated."""
+    ctx, _ = gen_ctx(compose, tmp_path, "method=system1")
+    test_rows = ctx.task.load()["test"].to_list()
+    s1 = pipeline.evaluate(ctx, "system1", test_rows)
+    calls = engine_calls(fake_engine)
+    s2 = pipeline.evaluate(ctx, "system2", test_rows)
+    assert s2 == s1 and engine_calls(fake_engine) == calls
+    assert ctx.store.misses == ["eval_system1"] and ctx.store.hits == ["eval_system1"]

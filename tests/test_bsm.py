@@ -194,7 +194,8 @@ def test_cli_bsm_llm_judge_swap_end_to_end(cli, tmp_path):
         assert all(key in m for key in JUDGE_METRICS), arm
         assert m["n"] == 4 and sum(m["answer_distribution"].values()) == 4
     assert res["system2"]["mean_tokens"] > res["system1"]["mean_tokens"]
-    for name in ("generate", "filter", "eval_system1_swap_ab", "eval_system2_swap_ab"):
+    # the swapped-order samples are their own artifact beside (not over) the original ones
+    for name in ("generate", "generate_swap_ab", "filter", "eval_system1_swap_ab", "eval_system2_swap_ab"):
         assert (arts / f"{name}.jsonl").is_file(), name
     decisions = [json.loads(x) for x in (arts / "filter.jsonl").read_text().splitlines()]
     assert len(decisions) == 6 and all({"original", "swapped"} <= set(d["extra"]) for d in decisions)

@@ -64,6 +64,7 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
     method = METHODS.get(cfg.method.name)(**opts(cfg.method))
     method.check_task(task)
     filt = FILTERS.get(cfg.filter.name)(**opts(cfg.filter))
+    filt.check_task(task)
     if int(cfg.generate.n) < 1:
         raise UserError(f"generate.n must be >= 1 (got {cfg.generate.n})")
     if int(cfg.generate.batch_size) < 1:

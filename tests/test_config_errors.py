@@ -23,6 +23,7 @@ from s2distill.errors import UserError
         ("method.max_tokens.respond=0", "max_tokens must be >= 1"),
         ("method.name=nope", "unknown method"),
         ("filter.name=nope", "unknown filter"),
+        ("filter=swap", "filter swap needs a task with an order perturbation"),  # default task coin_flip
     ],
 )
 def test_bad_config_is_one_user_error(compose, override, msg):

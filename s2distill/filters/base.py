@@ -42,6 +42,9 @@ class FilterTools:
 class Filter:
     name: str = ""
 
+    def check_task(self, task: Task) -> None:
+        """Raise ``UserError`` if this filter cannot work on ``task`` (checked before any work)."""
+
     def decide(
         self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task, tools: FilterTools
     ) -> list[Decision]:

@@ -46,12 +46,15 @@ class Swap(Majority):
     def __init__(self, threshold: float = 0.5, tie: str = "drop") -> None:
         super().__init__(threshold, tie)
 
+    def check_task(self, task: Task) -> None:
+        if task.perturbation() is None:
+            raise UserError(f"filter swap needs a task with an order perturbation (e.g. llm_judge); {task.name!r} has none")
+
     def decide(
         self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task, tools: FilterTools
     ) -> list[Decision]:
-        pert: Perturbation | None = task.perturbation()
-        if pert is None:
-            raise UserError(f"filter swap needs a task with an order perturbation (e.g. llm_judge); {task.name!r} has none")
+        self.check_task(task)
+        pert: Perturbation = task.perturbation()
         swapped = tools.resample([pert.row(r) for r in rows], pert.name)
         return [
             decide_pair([t.answer for t in ts], [pert.answer(t.answer) for t in ss], self.threshold, self.tie)

@@ -69,7 +69,7 @@ def timed(fn, *args, **kw) -> tuple[Any, float]:
 
 
 def run_job(args: dict[str, Any], env: dict[str, str] | None = None, timeout: int = 3600) -> dict[str, Any]:
-    """Run bench/engine_job.py with ``args`` in a fresh interpreter; its log goes to ``args["log"]``."""
+    """Run bench/engine_job.py with ``args`` in a fresh interpreter; its output goes to ``args["log"]``."""
     return run_script("engine_job.py", json.dumps(args), env=env, timeout=timeout, log=args.get("log"))
 
 
@@ -78,8 +78,8 @@ def run_script(script: str, *argv: str, env: dict[str, str] | None = None, timeo
     """Run a bench script in a fresh interpreter (its own engine, freed at exit); it prints JSON last."""
     res = subprocess.run([sys.executable, str(BENCH / script), *argv], cwd=REPO, capture_output=True, text=True,
                          timeout=timeout, env={**os.environ, **(env or {})})
-    if log:
-        Path(log).write_text(res.stderr)
+    if log:  # vLLM logs to stdout, Python warnings and progress bars go to stderr: keep both
+        Path(log).write_text(res.stdout + res.stderr)
     if res.returncode != 0:
         raise RuntimeError(f"{script} failed:\n{res.stderr[-4000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])

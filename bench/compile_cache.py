@@ -7,7 +7,7 @@ with VLLM_CACHE_ROOT pointed at a new empty folder, in this order:
   3. compiled, warm cache, without the fix (``worker_extension_cls`` cleared): vLLM 0.32 as is,
      which fails to load its own artifact and compiles again;
   4. eager on the same generation job, for the compiled / eager ratio.
-The job is gen_speed.py's (256 prompts x n=8 x up to 128 tokens). Runs 1-3 also answer 8
+The job is gen_speed.py's (256 prompts x n=8 x up to 128 tokens; ``--prompts`` shrinks it). Runs 1-3 also answer 8
 prompts greedily: a loaded artifact must give the tokens the freshly compiled model gave.
 
     flock /tmp/s2distill-cpu.lock .venv/bin/python bench/compile_cache.py

@@ -16,6 +16,14 @@ import time
 from common import REPO, bundled_model_path, chat_prompts
 
 
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and its live children (vLLM's engine-core processes)."""
+    import psutil
+
+    me = psutil.Process()
+    return sum(sum(p.cpu_times()[:2]) for p in [me, *me.children(recursive=True)])
+
+
 def main(args: dict) -> dict:
     from omegaconf import OmegaConf
 
@@ -41,10 +49,12 @@ def main(args: dict) -> dict:
         greedy = eng.generate(chat_prompts(256)[: args["check"]], 1, Sampling(temperature=0.0, max_tokens=32))
         out["greedy"] = [cs[0].text for cs in greedy]
     if chats:
-        t1 = time.perf_counter()
+        t1, cpu1 = time.perf_counter(), cpu_seconds()
         outs = eng.generate(chats, args["n"], Sampling(temperature=0.8, top_p=0.95, max_tokens=args["max_tokens"]))
         out.update(gen_s=time.perf_counter() - t1, tokens=sum(c.n_tokens for cs in outs for c in cs),
                    prompts=len(chats), completions=sum(len(cs) for cs in outs))
+        # cores kept busy by this process tree while generating (2.0 = both cores of this machine)
+        out["cores_busy"] = round((cpu_seconds() - cpu1) / out["gen_s"], 2)
         out["tokens_per_s"] = out["tokens"] / out["gen_s"]
     eng.close()
     return out

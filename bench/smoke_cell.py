@@ -40,17 +40,20 @@ def main() -> None:
         if res.returncode != 0:
             raise RuntimeError(res.stderr[-4000:])
         r = json.loads(next((tmp / "out").rglob("results.json")).read_text())
-    compiled = "compile: on" in res.stderr
+    # Hydra's console log handler writes to stdout; one "vLLM compile: on|off" line per engine start
+    decisions = [line.split("vLLM compile: ")[1][:3].strip() for line in (res.stdout + res.stderr).splitlines()
+                 if "vLLM compile: " in line]
+    assert decisions, "no 'vLLM compile:' log line found"
     record("smoke_cell", {"smoke_cell_s": round(wall, 1)}, {
         "command": "python -m s2distill method=rar task=coin_flip (conf defaults)",
         "n_train": r["n_train"], "n_test": r["n_test"], "n_samples": r["n_samples"], "n_kept": r["n_kept"],
-        "timings_s": r["timings_s"], "engine_starts": r["engine_starts"], "compiled_engine": compiled,
+        "timings_s": r["timings_s"], "engine_starts": r["engine_starts"], "engine_compile": decisions,
         "compile_cache": a.compile_cache,
         "acc": {arm: (r[arm] or {}).get("acc") for arm in ("system1", "system2", "distilled")},
         "mean_tokens": {arm: (r[arm] or {}).get("mean_tokens") for arm in ("system1", "system2", "distilled")},
         "summary": res.stdout.strip().splitlines(),
         "notes": [f"{wall:.0f} s end to end from an empty stage cache (compile cache {a.compile_cache}); "
-                  f"stage times: {r['timings_s']}."],
+                  f"stage times: {r['timings_s']}; engines started (compile on/off): {decisions}."],
     })
 
 

@@ -8,6 +8,7 @@ Run them one at a time on an otherwise idle machine:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -40,6 +41,13 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
     "sft_speedup_padding_free_gsm8k": (None, "higher", "SFT tokens/s, padding_free / padded (gsm8k lengths)"),
     "smoke_cell_s": (None, "lower", "default rar x coin_flip cell end to end, empty cache"),
 }
+
+
+def add_job_args(ap: argparse.ArgumentParser) -> None:
+    """The generation job that gen_speed.py and compile_cache.py time: prompts x n x max tokens."""
+    ap.add_argument("--prompts", type=int, default=256)
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=128)
 
 
 def bundled_model_path() -> str:

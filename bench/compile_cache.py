@@ -19,14 +19,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import record, run_job
+from common import add_job_args, record, run_job
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prompts", type=int, default=256)
-    ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=128)
+    add_job_args(ap)
     a = ap.parse_args()
     job = {"engine": "vllm", "n": a.n, "max_tokens": a.max_tokens, "check": 8}
     with tempfile.TemporaryDirectory() as d:

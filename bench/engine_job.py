@@ -29,7 +29,8 @@ def main(args: dict) -> dict:
 
     from s2distill.engines.base import Sampling
 
-    chats = chat_prompts(256)[: args["prompts"]]
+    prompts = chat_prompts(256)
+    chats = prompts[: args["prompts"]]
     cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "engine" / f"{args['engine']}.yaml"))
     cfg.pop("name")
     cfg.update(seed=0, use_tqdm=False, **args.get("options", {}))
@@ -46,7 +47,7 @@ def main(args: dict) -> dict:
     start = time.perf_counter() - t0
     out: dict = {"start_s": start, "compiled": getattr(eng, "compiled", False)}
     if args.get("check"):
-        greedy = eng.generate(chat_prompts(256)[: args["check"]], 1, Sampling(temperature=0.0, max_tokens=32))
+        greedy = eng.generate(prompts[: args["check"]], 1, Sampling(temperature=0.0, max_tokens=32))
         out["greedy"] = [cs[0].text for cs in greedy]
     if chats:
         t1, cpu1 = time.perf_counter(), cpu_seconds()

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 
-from common import record, run_job
+from common import add_job_args, record, run_job
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prompts", type=int, default=256)
+    add_job_args(ap)
     ap.add_argument("--hf-prompts", type=int, default=16)
-    ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=128)
     a = ap.parse_args()
     job = {"n": a.n, "max_tokens": a.max_tokens}
     v = run_job({"engine": "vllm", "prompts": a.prompts, **job})

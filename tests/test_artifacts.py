@@ -103,6 +103,16 @@ def engine_calls(fake_engine) -> int:
     return sum(len(e.calls) for e in fake_engine)
 
 
+def generated_then_wiped(compose, tmp_path: Path) -> tuple[pipeline.Context, list[dict], str, Path, list[dict]]:
+    """Run the generate stage, keep its records, then delete its whole cache folder."""
+    ctx, rows = gen_ctx(compose, tmp_path)
+    _, fp = pipeline.generate(ctx, rows)
+    recs = ctx.store.load_records("generate", fp)
+    d = ctx.store.dir("generate", fp)
+    shutil.rmtree(d)
+    return ctx, rows, fp, d, recs
+
+
 def test_generate_recomputes_a_corrupted_artifact(compose, fake_engine, tmp_path):
     ctx, rows = gen_ctx(compose, tmp_path)
     first, fp = pipeline.generate(ctx, rows)
@@ -116,12 +126,8 @@ def test_generate_recomputes_a_corrupted_artifact(compose, fake_engine, tmp_path
 
 
 def test_generate_resumes_from_intact_batches_only(compose, fake_engine, tmp_path):
-    ctx, rows = gen_ctx(compose, tmp_path)
-    _, fp = pipeline.generate(ctx, rows)
-    d = ctx.store.dir("generate", fp)
-    recs = [json.loads(line) for line in (d / "records.jsonl").read_text().splitlines()]
+    ctx, rows, fp, d, recs = generated_then_wiped(compose, tmp_path)
     # an interrupted run: no final artifact; batch 0 intact, batch 1 cut mid-line, batch 2 missing
-    shutil.rmtree(d)
     ctx.store.append_batch("generate", fp, 0, recs[0:2])
     ctx.store.append_batch("generate", fp, 1, recs[2:4])
     partial = d / "partial.jsonl"
@@ -137,11 +143,7 @@ def test_generate_resumes_from_intact_batches_only(compose, fake_engine, tmp_pat
 
 
 def test_resume_ignores_batches_of_another_batch_size(compose, fake_engine, tmp_path):
-    ctx, rows = gen_ctx(compose, tmp_path)
-    _, fp = pipeline.generate(ctx, rows)
-    d = ctx.store.dir("generate", fp)
-    recs = [json.loads(line) for line in (d / "records.jsonl").read_text().splitlines()]
-    shutil.rmtree(d)
+    ctx, rows, fp, d, recs = generated_then_wiped(compose, tmp_path)
     ctx.store.append_batch("generate", fp, 0, recs[0:3])  # written with batch_size=3
     ctx2, _ = gen_ctx(compose, tmp_path)  # batch_size=2 now: batch 0 holds other rows
     pipeline.generate(ctx2, rows)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,17 +90,21 @@ def _configure_cpu_env(kvcache_space_gb: int, threads_bind: str | None, reserved
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if inprocess else "1")
 
 
-def _keep_dist_state(core_module: Any) -> Any:
-    """Swap vLLM's post-shutdown ``cleanup_dist_env_and_memory`` for a version that leaves the
-    process-global parallel state alone; returns the original so the caller can restore it."""
-    original = core_module.cleanup_dist_env_and_memory
+@contextmanager
+def _dist_state_kept() -> Iterator[None]:
+    """Within this block vLLM's post-shutdown ``cleanup_dist_env_and_memory`` only collects
+    garbage: it leaves the process-global parallel state to the other live engines."""
+    import vllm.v1.engine.core as core
 
-    def light_cleanup(*_a: Any, **_kw: Any) -> None:
+    def gc_only(*_a: Any, **_kw: Any) -> None:
         gc.unfreeze()
         gc.collect()
 
-    core_module.cleanup_dist_env_and_memory = light_cleanup
-    return original
+    original, core.cleanup_dist_env_and_memory = core.cleanup_dist_env_and_memory, gc_only
+    try:
+        yield
+    finally:
+        core.cleanup_dist_env_and_memory = original
 
 
 class VLLMEngine:
@@ -182,19 +188,14 @@ class VLLMEngine:
         llm = getattr(self, "llm", None)
         if llm is None:
             return
+        # another in-process engine still needs the shared parallel state: leave it in place
         others_live = self._inprocess and VLLMEngine._live_inprocess > 1
-        core_module = original = None
-        if others_live:  # another in-process engine still needs the shared parallel state
-            import vllm.v1.engine.core as core_module
-
-            original = _keep_dist_state(core_module)
         try:
-            llm.llm_engine.engine_core.shutdown()
+            with _dist_state_kept() if others_live else nullcontext():
+                llm.llm_engine.engine_core.shutdown()
         except Exception as e:  # pragma: no cover - depends on vLLM internals
             log.warning("vLLM engine shutdown: %s", e)
         finally:
-            if core_module is not None:
-                core_module.cleanup_dist_env_and_memory = original
             if self._inprocess:
                 VLLMEngine._live_inprocess -= 1
         self.llm = None

@@ -55,7 +55,7 @@ def __getattr__(name: str) -> Any:
     piecewise backend have. On CPU vLLM compiles with plain Inductor, whose artifact (torch's
     ``BundledAOTAutogradSerializableCallable``) is ready to run as loaded but lacks the method,
     so every load failed ("'function' object has no attribute 'finalize_loading'") and each
-    start compiled again for ~50 s. Passing ``AOT_LOAD_FIX`` as ``worker_extension_cls`` makes
+    start compiled again (73 s per start, bench/RESULTS.md). Passing ``AOT_LOAD_FIX`` as ``worker_extension_cls`` makes
     the worker resolve this attribute before the model compiles; resolving it adds the missing
     no-op method, in the worker process only.
     """
@@ -77,8 +77,8 @@ def _configure_cpu_env(kvcache_space_gb: int, threads_bind: str | None, reserved
     reserving no core and binding OpenMP to all cores is ~1.4x faster on 2 cores).
 
     ``inprocess`` runs the engine core in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0):
-    measured here, a start takes ~10 s instead of ~25 s (no two extra interpreters importing
-    vLLM; ~3 s for a later engine in the same process) at the same tokens/s; ``close()`` hands
+    measured here (bench/RESULTS.md), a start takes 14 s instead of 29 s (no two extra interpreters
+    importing vLLM; ~3 s for a later engine in the same process) at 220 vs 233 tokens/s; ``close()`` hands
     the KV cache back (resident memory flat over repeated engines); and sampling becomes
     reproducible: with a separate engine-core process, how requests trickle into the first
     scheduler steps depends on timing, so the same seed gave different samples run to run.

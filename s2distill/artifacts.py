@@ -114,6 +114,11 @@ class Store:
         self.misses.append(stage)
         self._publish(stage, data)
 
+    def info(self, stage: str, fp: str) -> dict[str, Any]:
+        """The ``info`` saved with a complete artifact ({} if none)."""
+        meta = self._meta(self.dir(stage, fp))
+        return dict((meta or {}).get("info") or {})
+
     # -- resumable batches ---------------------------------------------------------------
     def load_batches(self, stage: str, fp: str) -> dict[int, list[dict[str, Any]]]:
         """Batches finished by an earlier, interrupted run (each verified by its checksum)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import logging
 import os
@@ -40,22 +41,50 @@ def resolve(name_or_path: str, cache_dir: str | Path | None = None) -> ResolvedM
     if p.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         if not (p / "config.json").is_file():
             raise UserError(f"model folder {name_or_path} not found or has no config.json")
-        return ResolvedModel(str(p.resolve()), f"local:{p.resolve()}")
-    _check_hub_id(name_or_path)
-    return ResolvedModel(name_or_path, f"hub:{name_or_path}")
+        return ResolvedModel(str(p.resolve()), f"local:{p.resolve()}#{folder_fingerprint(p)}")
+    commit = _hub_commit(name_or_path)
+    return ResolvedModel(name_or_path, f"hub:{name_or_path}@{commit}")
 
 
-def _check_hub_id(repo_id: str) -> None:
-    """Fail early, in one line, when a hub model is neither cached nor downloadable."""
+def folder_fingerprint(folder: Path) -> str:
+    """Content key of a local model folder: its config.json and the name, size and mtime of every
+    other file (weights, tokenizer), so a folder re-trained or re-saved in place gets a new key
+    without hashing gigabytes of weights."""
+    h = hashlib.sha256((folder / "config.json").read_bytes())
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts):
+            st = f.stat()
+            h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _hub_commit(repo_id: str) -> str:
+    """The commit of ``repo_id`` that the local HF cache resolves to (fetching config.json where
+    the hub is reachable); fails early, in one line, when the model is neither cached nor
+    downloadable. Keyed by commit, a model updated on the hub gets new artifacts."""
     from huggingface_hub import snapshot_download
 
     try:
-        snapshot_download(repo_id, allow_patterns=["config.json"])
+        path = snapshot_download(repo_id, allow_patterns=["config.json"])
     except Exception as e:  # offline, unknown repo, gated, bad id...
         raise UserError(
             f"model {repo_id!r} is not a local folder and could not be fetched from the hub "
             f"({type(e).__name__}); use a local folder or a model id available offline"
         ) from None
+    return Path(path).name  # .../models--org--name/snapshots/<commit>
+
+
+def check_chat_template(path: str, what: str = "model") -> None:
+    """Every prompt is a chat: a tokenizer without a chat template fails here, in one line."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except Exception as e:
+        raise UserError(f"{what} {path}: its tokenizer could not be loaded ({type(e).__name__}: {e})") from None
+    if not getattr(tok, "chat_template", None):
+        raise UserError(f"{what} {path}: its tokenizer has no chat template (s2distill prompts are chats; "
+                        "use an instruction-tuned model or add a chat_template to tokenizer_config.json)")
 
 
 def _bundled(name: str, cache: Path) -> ResolvedModel:

@@ -18,19 +18,25 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from s2distill import launch
 from s2distill.artifacts import Store, atomic_write_text, fingerprint
-from s2distill.engines import EnginePool, Sampling
+from s2distill.engines import ADAPTER_ENGINES, AdapterEngine, EnginePool, Sampling
 from s2distill.errors import UserError
 from s2distill.evaluate import score_arm
 from s2distill.filters import FILTERS, Decision, Filter, FilterTools
 from s2distill.methods import METHODS, Method, Trace
 from s2distill.metrics import distribution, majority_baseline
-from s2distill.models import ResolvedModel, resolve
+from s2distill.models import ResolvedModel, check_chat_template, resolve
+from s2distill.sft_data import TRUNCATION_MODES, fit, sft_examples
 from s2distill.tasks import TASKS, Task
 
 log = logging.getLogger(__name__)
 
 ARMS = ("system1", "system2", "distilled")
+#: engine options that do not change what the engine generates (left out of fingerprints)
+COSMETIC_ENGINE_KEYS = ("use_tqdm", "expected_tokens", "compile_min_tokens", "compile")
+#: what the base model's engine generates (sizes ``engine.compile: auto``)
+BASE_JOBS = ("generate", "system1", "system2")
 
 
 @dataclass
@@ -44,7 +50,37 @@ class Context:
     model: ResolvedModel
     store: Store
     engines: EnginePool
+    train_cfg: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def adapter(self) -> bool:
+        """The distilled model is a LoRA adapter served on the base model's engine."""
+        return bool(self.train_cfg.get("lora")) and not self.train_cfg.get("merge")
+
+    @property
+    def serves_adapter_in_process(self) -> bool:
+        """The base model's in-process engine stays up through training and serves the adapter."""
+        return self.adapter and not self.engines.isolate
+
+    @property
+    def launched(self) -> bool:
+        """Training runs under ``accelerate launch`` (several processes, or ``isolate``)."""
+        t = self.train_cfg
+        return int(t.get("num_processes", 1)) * int(t.get("num_machines", 1)) > 1 or self.engines.isolate
+
+    def engine_key(self, jobs: tuple[str, ...]) -> dict[str, Any]:
+        """What of the engine shapes its samples: its name and config (cosmetic keys left out),
+        the resolved compile mode for ``jobs`` (compiled and eager numerics differ) and the chat
+        template options. Part of every sampled stage's fingerprint."""
+        e = {k: v for k, v in self.engines.cfg.items() if k not in COSMETIC_ENGINE_KEYS}
+        if e.get("name", "vllm") == "vllm":
+            from s2distill.engines.vllm import COMPILE_MIN_TOKENS, use_compile
+
+            e["compiled"] = use_compile(self.engines.cfg.get("compile", "auto"),
+                                        expected_tokens(self.cfg, self.task, self.method, jobs),
+                                        self.engines.cfg.get("compile_min_tokens", COMPILE_MIN_TOKENS))
+        return e
 
     @contextmanager
     def timed(self, stage: str):
@@ -73,12 +109,41 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         raise UserError(f"eval.k must be >= 1 (got {cfg.eval.k})")
     if cfg.engine.name not in ("vllm", "hf"):
         raise UserError(f"unknown engine {cfg.engine.name!r} (known: hf, vllm)")
+    train_cfg = check_train(OmegaConf.to_container(cfg.train, resolve=True), cfg.engine.name)
     model = resolve(cfg.model.name_or_path, cfg.paths.models_dir)
+    check_chat_template(model.path)
     store = Store(cfg.paths.cache_dir, run_dir)
     engine_cfg = OmegaConf.to_container(cfg.engine, resolve=True)
-    engine_cfg["expected_tokens"] = expected_tokens(cfg, task, method, ("generate", "system1", "system2"))
-    engines = EnginePool(engine_cfg)
-    return Context(cfg, task, method, filt, model, store, engines)
+    engine_cfg["expected_tokens"] = expected_tokens(cfg, task, method, BASE_JOBS)
+    engine_cfg["chat_template_kwargs"] = dict(OmegaConf.to_container(cfg.model, resolve=True)
+                                              .get("chat_template_kwargs") or {})
+    if train_cfg.get("lora") and not train_cfg.get("merge"):
+        engine_cfg["max_lora_rank"] = int(train_cfg["lora"].get("r", 8))  # serve the distilled adapter
+    isolate = cfg.get("isolate", "auto")
+    if isolate not in (True, False, "auto"):
+        raise UserError(f"isolate must be true, false or auto (got {isolate!r})")
+    engines = EnginePool(engine_cfg, isolate=launch.on_gpu() if isolate == "auto" else bool(isolate))
+    return Context(cfg, task, method, filt, model, store, engines, train_cfg)
+
+
+def check_train(t: dict[str, Any], engine: str) -> dict[str, Any]:
+    """User errors in ``train.*`` that would otherwise surface only after generation."""
+    from s2distill.train import precision_warning
+
+    for key in ("num_processes", "num_machines"):
+        v = t.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f"train.{key} must be an integer >= 1 (got {v!r})")
+    if t.get("num_processes", 1) * t.get("num_machines", 1) > 1 or t.get("accelerate_config") not in (None, "auto"):
+        launch.accelerate_config(t.get("accelerate_config"))
+    if t.get("truncation", "prompt") not in TRUNCATION_MODES:
+        raise UserError(f"train.truncation must be one of {', '.join(TRUNCATION_MODES)} (got {t.get('truncation')!r})")
+    if t.get("lora") and not t.get("merge") and engine not in ADAPTER_ENGINES:
+        raise UserError(f"train=lora evaluates the distilled arm as a LoRA adapter, which engine={engine} cannot "
+                        f"serve (engines that can: {', '.join(ADAPTER_ENGINES)}); set train.merge=true to merge it")
+    if warning := precision_warning(t):
+        log.warning(warning)
+    return t
 
 
 def expected_tokens(cfg: DictConfig, task: Task, method: Method, jobs: tuple[str, ...]) -> int:
@@ -100,11 +165,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         samples, gen_fp = generate(ctx, train_rows)
         decisions, filt_fp = filter_samples(ctx, train_rows, samples, gen_fp)
         evals = {arm: evaluate(ctx, arm, test_rows) for arm in ("system1", "system2")}
-        ctx.engines.close()  # free the base model's engine before training needs the memory
-        ctx.engines.cfg["expected_tokens"] = expected_tokens(cfg, ctx.task, ctx.method, ("distilled",))
-        model_dir, train_fp = train(ctx, train_rows, decisions, filt_fp)
+        if not ctx.serves_adapter_in_process:
+            # free the base model's engine before training needs the memory; an in-process (CPU)
+            # engine that will serve the distilled LoRA adapter stays: no second model load
+            ctx.engines.close()
+            ctx.engines.cfg["expected_tokens"] = expected_tokens(cfg, ctx.task, ctx.method, ("distilled",))
+        model_dir, train_fp, training = train(ctx, train_rows, decisions, filt_fp)
         evals["distilled"] = evaluate(ctx, "distilled", test_rows, model_dir, train_fp) if model_dir else None
-    results = summarize(ctx, train_rows, test_rows, decisions, evals)
+    results = summarize(ctx, train_rows, test_rows, decisions, evals, training)
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=str))
     log.info("results written to %s", run_dir / "results.json")
     return results
@@ -117,9 +185,11 @@ def sampling(cfg: DictConfig, node: str) -> Sampling:
 
 
 def sample_traces(
-    ctx: Context, stage: str, fp: str, rows: list[dict[str, Any]], method: Method, model: str, n: int, samp: Sampling
+    ctx: Context, stage: str, fp: str, rows: list[dict[str, Any]], method: Method, model: str, n: int, samp: Sampling,
+    adapter: str | None = None,
 ) -> list[list[Trace]]:
-    """Run ``method`` on ``rows`` in resumable batches; one engine call per step per batch."""
+    """Run ``method`` on ``rows`` in resumable batches; one engine call per step per batch
+    (through the LoRA ``adapter`` on top of ``model``, if given)."""
     cached = ctx.store.load_records(stage, fp)
     if cached is None:
         done = ctx.store.load_batches(stage, fp)
@@ -131,7 +201,8 @@ def sample_traces(
             batch = rows[start : start + bs]
             if [rec["id"] for rec in done.get(b, [])] == [r["id"] for r in batch]:
                 continue  # finished by an earlier run (same rows: batch_size may have changed)
-            traces = method.run(batch, ctx.task, ctx.engines.get(model), n, samp)
+            engine = ctx.engines.get(model)
+            traces = method.run(batch, ctx.task, AdapterEngine(engine, adapter) if adapter else engine, n, samp)
             done[b] = [{"id": r["id"], "traces": [t.to_dict() for t in ts]} for r, ts in zip(batch, traces)]
             ctx.store.append_batch(stage, fp, b, done[b])
         cached = [rec for b in range(len(starts)) for rec in done[b]]
@@ -147,7 +218,7 @@ def generate(ctx: Context, rows: list[dict[str, Any]]) -> tuple[list[list[Trace]
     fp = fingerprint("generate", {
         "task": ctx.task.fingerprint_config(), "method": ctx.method.fingerprint_config(),
         "model": ctx.model.key, "n": int(cfg.generate.n), "sampling": samp.__dict__,
-        "engine": {"dtype": cfg.engine.get("dtype"), "seed": cfg.engine.get("seed")},
+        "engine": ctx.engine_key(BASE_JOBS),
     })
     with ctx.timed("generate"):
         traces = sample_traces(ctx, "generate", fp, rows, ctx.method, ctx.model.path, int(cfg.generate.n), samp)
@@ -176,36 +247,54 @@ def filter_samples(
     return [Decision(**{k: v for k, v in r.items() if k != "id"}) for r in recs], fp
 
 
-def sft_examples(task: Task, rows: list[dict[str, Any]], decisions: list[Decision]) -> list[dict[str, Any]]:
-    """Prompt → completion pairs: the System-1 prompt and the kept System-2 final answer."""
-    return [
-        {"prompt": [{"role": "user", "content": task.direct_prompt(r)}],
-         "completion": [{"role": "assistant", "content": task.target(d.answer)}]}
-        for r, d in zip(rows, decisions) if d.kept and d.answer is not None
-    ]
-
-
 def train(
     ctx: Context, rows: list[dict[str, Any]], decisions: list[Decision], filt_fp: str
-) -> tuple[Path | None, str]:
-    """SFT of the base model on the kept answers (see ``train.py``)."""
-    from s2distill import train as sft
+) -> tuple[Path | None, str, dict[str, Any]]:
+    """SFT of the base model on the kept answers: the fitted SFT dataset is an artifact of its
+    own, trained in this process (1 CPU process) or under ``accelerate launch`` (``launch.py``)."""
+    from s2distill.train import INFO_FILE
+    from s2distill.train import train as sft
 
-    examples = sft_examples(ctx.task, rows, decisions)
-    train_cfg = OmegaConf.to_container(ctx.cfg.train, resolve=True)
-    fp = fingerprint("train", {"train": train_cfg, "model": ctx.model.key,
-                               "prompt": ctx.task.direct_instruction}, [filt_fp])
+    t, chat_kw = ctx.train_cfg, ctx.engines.cfg.get("chat_template_kwargs") or {}
+    max_length = (t.get("sft") or {}).get("max_length")
+    data_fp = fingerprint("sft_data", {"model": ctx.model.key, "prompt": ctx.task.direct_instruction,
+                                       "max_length": max_length, "truncation": t.get("truncation", "prompt"),
+                                       "chat_template_kwargs": chat_kw}, [filt_fp])
+    examples = ctx.store.load_records("sft_data", data_fp)
+    if examples is None:
+        from transformers import AutoTokenizer
+
+        raw = sft_examples(ctx.task, rows, decisions, chat_kw)
+        fitted = fit(raw, AutoTokenizer.from_pretrained(ctx.model.path), max_length, t.get("truncation", "prompt"))
+        examples = fitted.examples
+        ctx.store.save_records("sft_data", data_fp, examples, {
+            "n_kept": len(raw), "n_truncated": fitted.n_truncated, "n_dropped": fitted.n_dropped})
+    counts = ctx.store.info("sft_data", data_fp)
+    fp = fingerprint("train", {"train": t, "model": ctx.model.key}, [data_fp])
     if not examples:
-        log.warning("the filter kept no inputs: nothing to train on, no distilled model")
-        return None, fp
+        log.warning("the filter kept no inputs (or none fit max_length): nothing to train on, no distilled model")
+        return None, fp, {**counts, "world_size": None}
     with ctx.timed("train"):
         out = ctx.store.load_dir("train", fp)
         if out is None:
             tmp = ctx.store.staging_dir("train", fp)
             work = ctx.store.dir("train", fp).with_name(f".{fp}.checkpoints")
-            info = sft.train(examples, ctx.model.path, train_cfg, tmp, work)
-            out = ctx.store.commit_dir("train", fp, tmp, info)
-    return out, fp
+            if ctx.launched:  # its own processes: their memory comes back when they exit
+                data = ctx.store.dir("sft_data", data_fp) / "records.jsonl"
+                spec = tmp.with_name(f"{tmp.name}.train.json")
+                atomic_write_text(spec, json.dumps(t))
+                log_file = (ctx.store.run_dir or tmp.parent) / "train.log"
+                launch.run(launch.command(["--data", str(data), "--model", ctx.model.path, "--config", str(spec),
+                                           "--out", str(tmp), "--work", str(work)], t), log_file)
+                spec.unlink(missing_ok=True)
+            else:
+                sft(examples, ctx.model.path, t, tmp, work)
+            if not (tmp / INFO_FILE).is_file() or not any((tmp / f).is_file() for f in (
+                    "config.json", "adapter_config.json")):
+                raise RuntimeError(f"training finished without saving a model in {tmp}")
+            out = ctx.store.commit_dir("train", fp, tmp)
+    info = json.loads((out / "training_info.json").read_text())
+    return out, fp, {**counts, **info}
 
 
 def evaluate(
@@ -215,19 +304,20 @@ def evaluate(
     cfg = ctx.cfg
     method = ctx.method if arm == "system2" else METHODS.get("system1")()
     model_key = upstream or ctx.model.key
-    model_path = str(model_dir) if model_dir else ctx.model.path
+    adapter = str(model_dir) if model_dir and ctx.adapter else None
+    model_path = str(model_dir) if model_dir and not adapter else ctx.model.path
     samp = sampling(cfg, "eval")
     inputs = [{k: v for k, v in r.items() if k not in ("gold",)} for r in rows]
     fp = fingerprint("eval", {
         "task": ctx.task.fingerprint_config(), "method": method.fingerprint_config(), "model": model_key,
         "k": int(cfg.eval.k), "sampling": samp.__dict__,
-        "engine": {"dtype": cfg.engine.get("dtype"), "seed": cfg.engine.get("seed")},
+        "engine": ctx.engine_key(BASE_JOBS if model_dir is None or ctx.serves_adapter_in_process else ("distilled",)),
     })
     # with method=system1 the System-2 arm IS System 1 on the base model: same fingerprint, so it
     # shares the System-1 arm's artifact instead of generating it a second time
     name = "system1" if arm == "system2" and method.name == "system1" and model_dir is None else arm
     with ctx.timed(f"eval_{arm}"):
-        traces = sample_traces(ctx, f"eval_{name}", fp, inputs, method, model_path, int(cfg.eval.k), samp)
+        traces = sample_traces(ctx, f"eval_{name}", fp, inputs, method, model_path, int(cfg.eval.k), samp, adapter)
     perturbed = None
     pert = ctx.task.perturbation()
     if pert is not None:
@@ -235,14 +325,14 @@ def evaluate(
         stage, pfp = f"eval_{name}_{pert.name}", fingerprint("eval", {"variant": pert.name}, [fp])
         with ctx.timed(f"eval_{arm}_{pert.name}"):
             perturbed = sample_traces(ctx, stage, pfp, [pert.row(r) for r in inputs], method, model_path,
-                                      int(cfg.eval.k), samp)
+                                      int(cfg.eval.k), samp, adapter)
     return score_arm(ctx.task, rows, traces, perturbed)
 
 
 # -- results ----------------------------------------------------------------------------------------
 def summarize(
     ctx: Context, train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
-    decisions: list[Decision], evals: dict[str, dict[str, Any] | None],
+    decisions: list[Decision], evals: dict[str, dict[str, Any] | None], training: dict[str, Any],
 ) -> dict[str, Any]:
     cfg = ctx.cfg
     kept = [d for d in decisions if d.kept]
@@ -253,6 +343,7 @@ def summarize(
         "filter": ctx.filter.name,
         "model": ctx.model.key,
         "engine": cfg.engine.name,
+        "engine_config": ctx.engine_key(BASE_JOBS),
         "seed": int(cfg.seed),
         "n_train": len(train_rows),
         "n_test": len(test_rows),
@@ -264,6 +355,7 @@ def summarize(
         "test_label_distribution": distribution(golds, top=None if ctx.task.labels else 10),
         "majority_baseline": majority_baseline(golds),
         **{arm: evals.get(arm) for arm in ARMS},
+        "training": training,
         "timings_s": ctx.timings,
         "engine_starts": ctx.engines.starts,
         "cache_hits": ctx.store.hits,

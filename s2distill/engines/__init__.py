@@ -10,7 +10,7 @@ from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Chat", "Completion", "Engine", "EnginePool", "Sampling", "make_engine", "user"]
+__all__ = ["AdapterEngine", "Chat", "Completion", "Engine", "EnginePool", "Sampling", "make_engine", "user"]
 
 
 def make_engine(model: str, cfg: dict[str, Any]) -> Engine:
@@ -28,14 +28,35 @@ def make_engine(model: str, cfg: dict[str, Any]) -> Engine:
     raise UserError(f"unknown engine {name!r} (known: hf, vllm)")
 
 
+class AdapterEngine:
+    """``engine`` generating through a LoRA adapter folder (the distilled arm of ``train=lora``):
+    the base model's engine serves it, so no merged copy is written or loaded."""
+
+    def __init__(self, engine: Engine, adapter: str) -> None:
+        self.engine, self.adapter, self.model = engine, adapter, engine.model
+
+    def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "") -> list[list[Completion]]:
+        return self.engine.generate(chats, n, sampling, desc, adapter=self.adapter)
+
+    def close(self) -> None:
+        """The base engine belongs to the pool."""
+
+
+#: engines that serve LoRA adapters next to their base model (``generate(..., adapter=path)``)
+ADAPTER_ENGINES = ("vllm",)
+
+
 class EnginePool:
     """Starts an engine only when a stage really generates; at most one alive at a time.
 
     Stages whose artifacts are cached never call ``get``, so a fully cached run starts nothing.
+    With ``isolate`` the engine lives in a child process (``engines/child.py``) whose exit hands
+    its memory back.
     """
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: dict[str, Any], isolate: bool = False) -> None:
         self.cfg = cfg
+        self.isolate = isolate
         self._engine: Engine | None = None
         self.starts = 0
 
@@ -43,10 +64,20 @@ class EnginePool:
         if self._engine is not None and self._engine.model != model:
             self.close()
         if self._engine is None:
-            log.info("starting %s engine on %s", self.cfg.get("name", "vllm"), model)
-            self._engine = make_engine(model, self.cfg)
+            log.info("starting %s engine on %s%s", self.cfg.get("name", "vllm"), model,
+                     " in a child process" if self.isolate else "")
+            if self.isolate:
+                from s2distill.engines.child import ChildEngine
+
+                self._engine = ChildEngine(model, self.cfg)
+            else:
+                self._engine = make_engine(model, self.cfg)
             self.starts += 1
         return self._engine
+
+    @property
+    def alive(self) -> bool:
+        return self._engine is not None
 
     def close(self) -> None:
         if self._engine is not None:

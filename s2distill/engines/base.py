@@ -32,8 +32,10 @@ class Engine(Protocol):
 
     model: str
 
-    def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "") -> list[list[Completion]]:
-        """``n`` completions for every chat, in input order."""
+    def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "",
+                 adapter: str | None = None) -> list[list[Completion]]:
+        """``n`` completions for every chat, in input order (through the LoRA ``adapter`` folder
+        on top of the engine's model, where the engine serves adapters)."""
 
     def close(self) -> None:
         """Free the engine's memory (processes, KV cache)."""

@@ -8,6 +8,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from s2distill.engines.base import Chat, Completion, Sampling
+from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class HFEngine:
         batch_size: int = 16,
         device: str | None = None,
         use_tqdm: bool = True,
+        chat_template_kwargs: dict[str, Any] | None = None,
         **_ignored: Any,  # vLLM-only options in a shared engine config
     ) -> None:
         import torch
@@ -29,6 +31,7 @@ class HFEngine:
         self.model = model
         self.batch_size = int(batch_size)
         self.use_tqdm = use_tqdm
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16,
                        "float32": torch.float32}.get(dtype, "auto")
@@ -41,10 +44,14 @@ class HFEngine:
         self.eos_ids = {i for i in [self.tok.eos_token_id, *gen_eos] if i is not None}
         torch.manual_seed(seed)
 
-    def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "") -> list[list[Completion]]:
+    def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "",
+                 adapter: str | None = None) -> list[list[Completion]]:
         import torch
 
-        prompts = [self.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+        if adapter is not None:
+            raise UserError("the hf engine does not serve LoRA adapters (train.merge=true, or engine=vllm)")
+        prompts = [self.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True,
+                                                **self.chat_template_kwargs) for c in chats]
         out: list[list[Completion]] = []
         bar = tqdm(total=len(prompts), desc=desc or "hf generate", disable=not self.use_tqdm)
         for start in range(0, len(prompts), self.batch_size):

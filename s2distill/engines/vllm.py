@@ -131,10 +131,14 @@ class VLLMEngine:
         cpu_reserved_cpus: int = 0,
         cpu_inprocess: bool = True,
         use_tqdm: bool = True,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        max_lora_rank: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.use_tqdm = use_tqdm
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self._adapters: dict[str, int] = {}
         self.compiled = use_compile(compile, expected_tokens, compile_min_tokens)
         log.info("vLLM compile: %s (engine.compile=%s, expected ~%s generated tokens, threshold %d)",
                  "on" if self.compiled else "off", compile, expected_tokens, compile_min_tokens)
@@ -161,13 +165,16 @@ class VLLMEngine:
             kwargs["compilation_config"] = {"mode": 0}
         elif on_cpu:
             kwargs["worker_extension_cls"] = AOT_LOAD_FIX  # reuse compiled artifacts (see above)
+        if max_lora_rank:  # the distilled arm is a LoRA adapter served on this base model
+            kwargs.update(enable_lora=True, max_lora_rank=int(max_lora_rank))
         kwargs.update(extra or {})
         self.llm = LLM(**kwargs)
         self._inprocess = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0"
         if self._inprocess:
             VLLMEngine._live_inprocess += 1
 
-    def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "") -> list[list[Completion]]:
+    def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "",
+                 adapter: str | None = None) -> list[list[Completion]]:
         from vllm import SamplingParams
 
         if not chats:
@@ -181,7 +188,14 @@ class VLLMEngine:
         )
         if desc:
             log.info("generating: %s (%d chats x n=%d)", desc, len(chats), n)
-        outs = self.llm.chat(chats, params, use_tqdm=self.use_tqdm)
+        lora = None
+        if adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            lora_id = self._adapters.setdefault(adapter, len(self._adapters) + 1)
+            lora = LoRARequest(f"adapter{lora_id}", lora_id, adapter)
+        outs = self.llm.chat(chats, params, use_tqdm=self.use_tqdm, lora_request=lora,
+                             chat_template_kwargs=self.chat_template_kwargs or None)
         return [[Completion(o.text, len(o.token_ids)) for o in req.outputs] for req in outs]
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ import argparse
 import gc
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,10 @@ def train(examples: list[dict[str, Any]], base_model: str, cfg: dict[str, Any], 
         tokenizer.pad_token = pad
     if sft.get("bf16") is None:  # bf16 autocast over fp32 weights where the GPU has it; CPUs: off
         sft["bf16"] = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if not torch.cuda.is_available():  # several CPU processes (torchrun) meet in DDP over gloo
-        sft.setdefault("use_cpu", True)
-        sft.setdefault("ddp_backend", "gloo")
+    if not torch.cuda.is_available():
+        sft.setdefault("use_cpu", True)  # (bf16 autocast on a CPU is only allowed so)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun's CPU processes: DDP over gloo
+            sft.setdefault("ddp_backend", "gloo")
     if warning := precision_warning(cfg):
         log.warning(warning)
     work = Path(work_dir or out_dir / "_work")
@@ -113,8 +115,10 @@ def train(examples: list[dict[str, Any]], base_model: str, cfg: dict[str, Any], 
             "adapter": peft_config is not None and not cfg.get("merge")}
     main = acc.is_main_process
     acc.wait_for_everyone()
-    del trainer, model, result
-    gc.collect()  # accelerate's forward wrappers hold reference cycles: free the weights now
+    # the accelerator lists the model it prepared, and accelerate's forward wrapper makes a
+    # reference cycle (model -> wrapped forward -> model): drop both, collect, and the weights go
+    del trainer, model, result, acc
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if main:

@@ -95,3 +95,36 @@ def fake_engine(monkeypatch):
 
     monkeypatch.setattr(engines, "make_engine", make_engine)
     return made
+
+
+def make_tiny_model(bundled_path: str, out: Path, strip_tokens: tuple[str, ...] = (),
+                    drop_chat_template: bool = False) -> Path:
+    """A tiny random-init model (2 layers, hidden 128) with the bundled model's config family and
+    tokenizer: a second model for tests (a student, a Llama-3-like tokenizer) with nothing
+    downloaded. ``strip_tokens`` unsets special tokens (e.g. ``("pad", "unk")``)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    cfg = AutoConfig.from_pretrained(bundled_path)
+    cfg.update({"num_hidden_layers": 2, "hidden_size": 128, "intermediate_size": 256,
+                "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 64})
+    tok = AutoTokenizer.from_pretrained(bundled_path)
+    for name in strip_tokens:
+        setattr(tok, f"{name}_token", None)
+        setattr(cfg, f"{name}_token_id", None)
+    if drop_chat_template:
+        tok.chat_template = None
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    if drop_chat_template:
+        for f in ("chat_template.jinja", "chat_template.json"):
+            (out / f).unlink(missing_ok=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(bundled_model, tmp_path_factory) -> Path:
+    return make_tiny_model(bundled_model.path, tmp_path_factory.mktemp("tiny") / "model")

@@ -23,10 +23,13 @@ if str(REPO) not in sys.path:  # run as a script: import the checkout's s2distil
     sys.path.insert(0, str(REPO))
 
 from s2distill.tasks import TASKS  # noqa: E402
+from s2distill.tasks.last_letter import normalise  # noqa: E402
 
 LOGS = REPO / "tests" / "data" / "rar_logs"
 OUT_JSON = Path(__file__).resolve().parent / "extraction_rar_logs.json"
 OUT_MD = OUT_JSON.with_suffix(".md")
+#: the gold as each task's ``load`` stores it
+GOLD = {"coin_flip": lambda g: g.strip().lower(), "last_letter": normalise}
 #: log file stem → project task
 TASK_OF = {"coin_val": "coin_flip", "last_letter_concatenation": "last_letter",
            "last_letter_concatenation4": "last_letter"}
@@ -65,7 +68,7 @@ def verdicts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         task = tasks[r["task"]]
         pred = task.extract(r["response"])
-        gold = str(r["answer"]).strip().lower()
+        gold = GOLD[r["task"]](str(r["answer"]))
         out.append({**r, "ours": pred, "ours_correct": task.is_correct(pred, {"gold": gold})})
     return out
 

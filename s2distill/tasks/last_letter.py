@@ -34,6 +34,8 @@ _BACK_CUE = re.compile(
     r"(?:final\s+|correct\s+|resulting\s+)?(?:answer|result|concatenation|string)\b",
     re.IGNORECASE,
 )
+#: how far after its cue a stated answer is looked for (characters)
+_WINDOW = 300
 #: a quoted answer may follow its cue after at most this many words ("gives us the new word "x"")
 _NEAR = 5
 # Words allowed between a cue and a bare (unquoted) answer ("we get the word X", "gives us the string X").
@@ -192,13 +194,16 @@ def _is_names(span: str) -> bool:
 
 
 def _line(text: str, start: int) -> str:
-    """The rest of the line after ``start``, or the next line when the marker ends its line."""
-    rest = text[start:].lstrip(" \t*_")  # "**Answer:** x"
+    """The rest of the line after ``start``, or the next line when the marker ends its line
+    (at most ``_WINDOW`` characters, so a degenerate output is read in linear time)."""
+    rest = text[start : start + _WINDOW].lstrip(" \t*_")  # "**Answer:** x"
     if rest.startswith("\n"):
         rest = rest.lstrip()
     return rest.split("\n", 1)[0]
 
 
 def _sentence(text: str, start: int) -> str:
-    m = _SENTENCE_END.search(text, start)
-    return text[start : m.start() if m else len(text)]
+    """The rest of the sentence after ``start`` (at most ``_WINDOW`` characters)."""
+    stop = min(len(text), start + _WINDOW)
+    m = _SENTENCE_END.search(text, start, stop)
+    return text[start : m.start() if m else stop]

@@ -98,6 +98,7 @@ class BiasedQA(Task):
     labels = None
     direct_instruction = "Answer with the short answer only."
     final_instruction = 'End your response with "Answer: " followed by the short answer.'
+    extractor_version = 2
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ class CoinFlip(Task):
     labels = ("yes", "no")
     direct_instruction = 'Answer with "yes" or "no" only.'
     final_instruction = 'End your response with "Answer: yes" or "Answer: no".'
+    extractor_version = 2
 
     def __init__(self, n_people: int = 2, **kw):
         super().__init__(**kw)

@@ -45,6 +45,7 @@ class GSM8k(Task):
     labels = None
     direct_instruction = "Answer with the final number only."
     final_instruction = 'End your response with "Answer: " followed by the final number.'
+    extractor_version = 2
 
     def __init__(
         self,

@@ -51,6 +51,7 @@ class LastLetter(Task):
     labels = None
     direct_instruction = "Answer with the concatenated letters only."
     final_instruction = 'End your response with "Answer: " followed by the concatenated letters.'
+    extractor_version = 2
 
     def __init__(self, n_names: int = 4, **kw):
         super().__init__(**kw)

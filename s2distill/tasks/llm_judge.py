@@ -107,6 +107,7 @@ class LLMJudge(Task):
     labels = ("A", "B", "tie")
     direct_instruction = f"Output only your final verdict: {_FORMAT}"
     final_instruction = f"After your explanation, output your final verdict strictly in this format: {_FORMAT}"
+    extractor_version = 2
 
     def __init__(
         self,

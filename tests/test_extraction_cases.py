@@ -97,6 +97,7 @@ def test_biased_qa_denial_and_function_word_alias():
     assert not matches("I don't think it's Paris, it's London", ["Paris"])
     assert extract_answer("I don't think it's Paris, it's London") == "its london"
     assert not matches("I'm not sure who painted it", ["The Who"])
+    assert not matches("Picasso, who painted it in 1937", ["The Who"])  # no negation to hide behind
     assert matches("The Who", ["The Who"])
 
 

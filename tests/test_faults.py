@@ -51,13 +51,7 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-def task_params():
-    slow_extract = {"gsm8k": "extract is quadratic in repeated 'answer'/'####' markers (reported)"}
-    return [pytest.param(name, marks=pytest.mark.xfail(reason=slow_extract[name], raises=TimeoutError))
-            if name in slow_extract else name for name in TASKS.names()]
-
-
-@pytest.mark.parametrize("name", task_params())
+@pytest.mark.parametrize("name", TASKS.names())
 def test_unparseable_outputs_are_abstentions(name):
     task = TASKS.get(name)()
     rows = task.load()["test"].select(range(2)).to_list()

@@ -31,16 +31,21 @@ _ITEM = re.compile(
     r"^\s*(?:\(?\d{1,2}[.):]|[-*\u2022+]|(?:criterion|criteria|factor|step)\s*\d{1,2}\s*[:.)\-])\s*(.+?)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_SEP = r"\s*(?:[:=]|-|\bgets\b|\breceives\b|\bscores?\b(?:\s+of)?)\s*"
+# "gets a score of", "receives a rating of", "scores", ":", "=", "-"
+_SEP = (r"\s*(?:[:=]|-|\b(?:gets|receives|earns|is\s+given|scores?)\b(?:\s+an?)?(?:\s+(?:score|rating))?"
+        r"(?:\s+of)?)\s*")
 _NUM = r"\**\s*(\d+(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*(\d+))?"
+# Who is scored: "Assistant A", "Response b", "**A**", a capital A/B, or a lower-case a/b right
+# before ":" or "=". Any other lower-case "a" is the article ("receives a score of 4").
+_WHO = r"(?:\b(?:assistant|response)\s+([ab])|\*\*([ab])\*\*|(?-i:\b([AB]))|\b([ab])(?=\s*[:=]))\b"
 _SCORE = [
-    # "A: 4", "Assistant A: 4/5", "Response B's score - 3", "A gets 4", "**A**: 4"
-    re.compile(r"(?:\bassistant\s+|\bresponse\s+|\*\*|\b)([ab])\b(?:\*\*)?(?:'s)?(?:\s+(?:score|rating))?" + _SEP + _NUM,
-               re.IGNORECASE),
+    # "A: 4", "Assistant A: 4/5", "Response B's score - 3", "A gets 4", "B receives a score of 4", "**A**: 4"
+    re.compile(_WHO + r"(?:\*\*)?(?:'s)?(?:\s+(?:score|rating))?" + _SEP + _NUM, re.IGNORECASE),
     # "score for A: 4", "rating of assistant B = 3"
-    re.compile(r"\b(?:score|rating)\s+(?:for|of)\s+(?:assistant\s+|response\s+)?([ab])\b\s*[:=\-]?\s*" + _NUM,
-               re.IGNORECASE),
+    re.compile(r"\b(?:score|rating)\s+(?:for|of)\s+" + _WHO + r"\s*[:=\-]?\s*" + _NUM, re.IGNORECASE),
 ]
+#: bump when ``parse_scores`` reads texts differently: traces cache the verdicts it produced
+SCORES_PARSER_VERSION = 2
 
 
 def parse_criteria(text: str, k: int) -> list[str]:
@@ -59,7 +64,8 @@ def parse_scores(text: str) -> tuple[float | None, float | None]:
     """The last 1-5 score given to A and to B; anything else (missing, 0, 7, "x/10") is ``None``."""
     found: dict[str, float | None] = {"a": None, "b": None}
     for m in sorted((m for pat in _SCORE for m in pat.finditer(text)), key=lambda m: m.start()):
-        letter, value, denom = m.group(1).lower(), float(m.group(2)), m.group(3)
+        letter = next(g for g in m.groups()[:4] if g).lower()
+        value, denom = float(m.group(5)), m.group(6)
         ok = 1 <= value <= 5 and (denom is None or denom == "5")
         found[letter] = value if ok else None
     return found["a"], found["b"]
@@ -147,6 +153,9 @@ class BSM(Method):
             merged = [cs[0] for cs in engine.generate(chats, 1, self.sampling(sampling, "merge"), "bsm: merge")]
         traces = [self._trace(p, m, task) for p, m in zip(plans, merged)]
         return [traces[i * n : (i + 1) * n] for i in range(len(rows))]
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        return {**super().fingerprint_config(), "scores_parser": SCORES_PARSER_VERSION}
 
     @staticmethod
     def _evaluations(plan: dict[str, Any]) -> str:

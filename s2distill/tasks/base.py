@@ -47,6 +47,10 @@ class Task:
     direct_instruction: str = ""
     #: appended to System-2 prompts so the final answer can be found in free text
     final_instruction: str = ""
+    #: bump whenever ``extract`` reads any text differently: stored traces and filter decisions
+    #: hold extracted answers, so it is part of every stage fingerprint (tests/test_extraction_rar_logs
+    #: pins each task's outputs on a probe corpus to this number)
+    extractor_version: int = 1
 
     def __init__(self, n_train: int = 100, n_test: int = 100, seed: int = 0, data_file: str | None = None):
         if n_train < 1 or n_test < 1:
@@ -100,7 +104,8 @@ class Task:
     def fingerprint_config(self) -> dict[str, Any]:
         """What determines this task's data and prompts (used in stage fingerprints)."""
         cfg = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        cfg.update(name=self.name, direct=self.direct_instruction, final=self.final_instruction)
+        cfg.update(name=self.name, direct=self.direct_instruction, final=self.final_instruction,
+                   extractor_version=self.extractor_version)
         if self.data_file:
             p = Path(self.data_file).expanduser()
             cfg["data_file"] = str(p.resolve())

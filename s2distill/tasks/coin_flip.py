@@ -19,7 +19,9 @@ from s2distill.tasks.base import (
 )
 
 _ANSWER = re.compile(r"answer\s*(?:is)?\s*[:\-]?\s*[*_\"'`]*\s*(yes|no)\b")
-_WORD = re.compile(r"\b(yes|no)\b")
+# Without a marked answer, a yes/no counts only as an interjection: followed by punctuation or
+# the end ("so, no." / "Yes, it is"), not as a determiner ("There is no change").
+_WORD = re.compile(r"\b(yes|no)\b[*_\"'`]*(?=\s*(?:[.,!;:)]|$))")
 
 
 @TASKS.register("coin_flip")
@@ -28,6 +30,7 @@ class CoinFlip(Task):
     labels = ("yes", "no")
     direct_instruction = 'Answer with "yes" or "no" only.'
     final_instruction = 'End your response with "Answer: yes" or "Answer: no".'
+    extractor_version = 2
 
     def __init__(self, n_people: int = 2, **kw):
         super().__init__(**kw)
@@ -60,6 +63,12 @@ class CoinFlip(Task):
         return DatasetDict(train=to_dataset(out["train"], "train"), test=to_dataset(out["test"], "test"))
 
     def extract(self, text: str) -> str | None:
+        """The last marked answer ("Answer: yes", "the answer is no"), else a yes/no opening the
+        response, else the last yes/no said as an interjection ("so, yes."); ``None`` otherwise.
+
+        Two different answers in one response: the marked one wins over unmarked ones, and
+        among marked ones the last (a response that corrects itself ends on its answer).
+        """
         t = text.lower()
         found = _ANSWER.findall(t)
         if found:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import random
 import re
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
 from datasets import DatasetDict
+from math_verify import ExprExtractionConfig, parse, verify
 
 from s2distill.artifacts import sha256_file
 from s2distill.errors import UserError
@@ -21,11 +23,20 @@ from s2distill.tasks.base import TASKS, Task, bundled_path, read_records, split,
 
 # A number as models write it: optional sign, thousands commas, decimals ("-1,234.50", ".5").
 # The sign only counts when it does not follow a word or digit, so "10-5" is 10 and 5.
-_NUM = re.compile(r"(?:(?<![\w)])[-−])?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
+# A fraction ("1/2") is one number.
+_NUM = re.compile(r"(?:(?<![\w)])[-−])?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?/\s?\d+(?![.,]\d))?|\.\d+)")
 _BOXED = re.compile(r"\\boxed\s*\{([^{}]*)\}")
 _HASHES = re.compile(r"####")
-_ANSWER = re.compile(r"\banswer\b", re.IGNORECASE)
+# "The answer is 18", "Final answer: 18", "the answer to the question is $18" (lm-evaluation-harness's
+# "The answer is" forms); a bare "answer" ("To find the answer, we ...") marks nothing.
+_ANSWER = re.compile(r"\banswer\b[^.\n:=,;]{0,30}?(?:\b(?:is|was|would\s+be|will\s+be)\b|[:=])", re.IGNORECASE)
+# Inside a marked sentence, what resolves an expression to its result ("1/2 of 10, which is 5").
+_RESOLVES = re.compile(r"=|\b(?:which|that)\s+(?:is|equals|gives)\b|\bequals\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+_ENDS_LINE = re.compile(r"[ \t:*_$]*\n\s*")
 _PLAIN = re.compile(r"([-+]?)(\d*)(?:\.(\d*))?")
+_FRACTION = re.compile(r"([-+]?\d+)\s?/\s?(\d+)")
+_MATH = [ExprExtractionConfig()]
 
 
 @TASKS.register("gsm8k")
@@ -34,6 +45,7 @@ class GSM8k(Task):
     labels = None
     direct_instruction = "Answer with the final number only."
     final_instruction = 'End your response with "Answer: " followed by the final number.'
+    extractor_version = 2
 
     def __init__(
         self,
@@ -114,25 +126,36 @@ class GSM8k(Task):
         return pred is not None and same_number(pred, row["gold"])
 
 
+def same_number(a: str, b: str) -> bool:
+    """Numeric equality of two number strings by math-verify ("18.00" = "18", "1/2" = "0.5");
+    False if either is not a number."""
+    na, nb = normalise(a), normalise(b)
+    if na is None or nb is None:
+        return False
+    if na == nb:
+        return True
+    # no signal-based timeouts: the inputs are single numbers, and signals break off the main thread
+    return verify(parse(nb, _MATH, parsing_timeout=None), parse(na, _MATH, parsing_timeout=None),
+                  timeout_seconds=None)
+
+
 # -- pure helpers ---------------------------------------------------------------------------------
 def normalise(number: str) -> str | None:
     """Canonical text of a number: no commas, ``$``, leading or trailing zeros ("18.00" → "18").
 
     Done on the digits, not through float or Decimal, so equality stays exact at any length.
+    A fraction keeps its form ("3 / 4" → "3/4"); ``same_number`` compares it by value.
     """
     s = number.strip().replace(",", "").replace("$", "").replace("−", "-")
+    f = _FRACTION.fullmatch(s)
+    if f:
+        return None if int(f.group(2)) == 0 else f"{int(f.group(1))}/{int(f.group(2))}"
     m = _PLAIN.fullmatch(s)
     if not m or not (m.group(2) or m.group(3)):
         return None
     sign, whole, frac = m.group(1), m.group(2).lstrip("0") or "0", (m.group(3) or "").rstrip("0")
     out = f"{whole}.{frac}" if frac else whole
     return out if out == "0" or sign != "-" else f"-{out}"
-
-
-def same_number(a: str, b: str) -> bool:
-    """Numeric equality of two number strings (False if either is not a number)."""
-    na, nb = normalise(a), normalise(b)
-    return na is not None and na == nb
 
 
 def gold_answer(answer: str) -> str | None:
@@ -146,38 +169,57 @@ def extract_number(text: str) -> str | None:
     """The final number in free-form output, normalised, or ``None`` (an abstention).
 
     In order of how explicitly the model marked it: the last ``\\boxed{...}``, the last
-    ``#### N``, the number after the last "answer" that is followed by one ("Answer: 1,234",
-    "The answer is $18."; after an "=" on that line, the result), else the last number.
+    ``#### N``, the last marked answer ("Answer: 1,234", "The answer is $18."), else the last
+    number. A marker at the end of its line takes the next line ("Answer:\\n18"). A marked
+    answer is read in its own sentence: the number after the sentence's last "=", "which is",
+    "equals" (the result of an expression: "1/2 of 10, which is 5" → 5), else its first number.
+    Linear in the text's length: every marker looks up precomputed positions.
     """
+    idx = _Index(text)
     for m in reversed(list(_BOXED.finditer(text))):
-        got = _first_number(m.group(1))
+        got = idx.first_number(m.start(1), m.end(1))
         if got is not None:
             return got
-    for m in reversed(list(_HASHES.finditer(text))):
-        got = _first_number(_line_after(text, m.end()))
-        if got is not None:
-            return got
-    for m in reversed(list(_ANSWER.finditer(text))):
-        line = _line_after(text, m.end())
-        got = _first_number(line.rsplit("=", 1)[-1]) if "=" in line else _first_number(line)
-        if got is not None:
-            return got
-    nums = _NUM.findall(text)
-    return normalise(nums[-1]) if nums else None
+    for pattern in (_HASHES, _ANSWER):
+        for m in reversed(list(pattern.finditer(text))):
+            got = idx.stated(m.end())
+            if got is not None:
+                return got
+    return idx.nums[-1][2] if idx.nums else None
 
 
-def _line_after(text: str, start: int) -> str:
-    """The rest of the line after ``start``, or the next line when the marker ends its line
-    ("Answer:\\n18")."""
-    rest = text[start:].lstrip(" \t:*_")
-    if rest.startswith("\n"):
-        rest = rest.lstrip()
-    return rest.split("\n", 1)[0]
+class _Index:
+    """Positions of numbers, line and sentence ends and resolvers in one text, found once."""
 
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.nums = [(m.start(), m.end(), normalise(m.group(0))) for m in _NUM.finditer(text)]
+        self.num_starts = [n[0] for n in self.nums]
+        self.ends = [m.start() for m in _SENTENCE_END.finditer(text)]
+        self.resolvers = [(m.start(), m.end()) for m in _RESOLVES.finditer(text)]
+        self.resolver_starts = [r[0] for r in self.resolvers]
 
-def _first_number(segment: str) -> str | None:
-    m = _NUM.search(segment)
-    return normalise(m.group(0)) if m else None
+    def first_number(self, start: int, stop: int) -> str | None:
+        i = bisect_left(self.num_starts, start)
+        while i < len(self.nums) and self.nums[i][0] < stop:
+            if self.nums[i][2] is not None:
+                return self.nums[i][2]
+            i += 1
+        return None
+
+    def stated(self, start: int) -> str | None:
+        """The number a marker ending at ``start`` states (see ``extract_number``)."""
+        m = _ENDS_LINE.match(self.text, start)
+        if m:
+            start = m.end()
+        i = bisect_left(self.ends, start)
+        stop = self.ends[i] if i < len(self.ends) else len(self.text)
+        j = bisect_left(self.resolver_starts, stop) - 1
+        if j >= 0 and self.resolvers[j][0] >= start:
+            got = self.first_number(self.resolvers[j][1], stop)
+            if got is not None:
+                return got
+        return self.first_number(start, stop)
 
 
 def to_rows(records: list[dict[str, Any]], source: str | Path) -> list[dict[str, Any]]:

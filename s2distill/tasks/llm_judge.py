@@ -58,26 +58,31 @@ _FORMAT = '"[[A]]" if assistant A is better, "[[B]]" if assistant B is better, a
 # two different verdicts (e.g. the instruction echoed back) is ambiguous and gives no answer:
 # taking the first or last one would favour a position.
 _L = r"(tie|a|b|c)(?![\w'])"
+# After "verdict"/"winner"/"decision" a bare letter is a verdict only when capitalised ("A") or
+# followed by punctuation ("a."): "my final verdict is a close call" reads "a" as the article.
+_BARE = r"(?:(?-i:([ABC]))(?![\w'])|([abc])(?=\s*(?:[.,;:!)\]*\"'`]|$)))"
 _TIERS = [
-    re.compile(r"\[\[\s*" + _L + r"\s*\]\]"),
-    re.compile(r"\[\s*" + _L + r"\s*\]"),
+    re.compile(r"\[\[\s*" + _L + r"\s*\]\]", re.IGNORECASE),
+    re.compile(r"\[\s*" + _L + r"\s*\]", re.IGNORECASE),
     re.compile(
         r"(?:verdict|winner|decision)\s*(?:is)?\s*[:\-]?\s*[*_\"'`(]*\s*(?:it'?s\s+|it\s+is\s+)?(?:a\s+)?"
-        r"(?:assistant\s+|response\s+)?" + _L
+        r"(?:(?:assistant|response)\s+([ab])(?![\w'])|(tie)\b|" + _BARE + ")",
+        re.IGNORECASE,
     ),
     re.compile(
         r"(?:assistant|response)\s+(a|b)(?:'s\s+(?:answer|response))?\s+(?:is|was|provides|gives)\s+"
-        r"(?:a\s+|the\s+)?(?:much\s+|slightly\s+|clearly\s+|far\s+)?(?:better|superior|stronger|best|more\s+\w+)"
+        r"(?:a\s+|the\s+)?(?:much\s+|slightly\s+|clearly\s+|far\s+)?(?:better|superior|stronger|best|more\s+\w+)",
+        re.IGNORECASE,
     ),
-    re.compile(r"\b(?:it'?s|it\s+is)\s+a\s+(tie)\b|\bboth\s+(?:responses|answers|assistants)\s+are\s+(equal)(?:ly)?\b"),
+    re.compile(r"\b(?:it'?s|it\s+is)\s+a\s+(tie)\b|\bboth\s+(?:responses|answers|assistants)\s+are\s+(equal)(?:ly)?\b",
+               re.IGNORECASE),
 ]
 
 
 def extract_verdict(text: str) -> str | None:
     """``"A"``, ``"B"``, ``"tie"`` or ``None`` from a judge's output (see ``_TIERS``)."""
-    t = text.lower()
     for pattern in _TIERS:
-        found = {VERDICTS.get(g, "tie") for m in pattern.finditer(t) for g in m.groups() if g}
+        found = {VERDICTS.get(g.lower(), "tie") for m in pattern.finditer(text) for g in m.groups() if g}
         if found:
             return found.pop() if len(found) == 1 else None
     return None
@@ -102,6 +107,7 @@ class LLMJudge(Task):
     labels = ("A", "B", "tie")
     direct_instruction = f"Output only your final verdict: {_FORMAT}"
     final_instruction = f"After your explanation, output your final verdict strictly in this format: {_FORMAT}"
+    extractor_version = 2
 
     def __init__(
         self,

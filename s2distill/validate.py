@@ -32,6 +32,8 @@ ACCELERATE_DIR = Path(__file__).resolve().parents[1] / "conf" / "accelerate"
 #: fields go in the block's ``extra``
 SAMPLING_KEYS = {"generate": ("n", "temperature", "top_p", "batch_size", "extra"),
                  "eval": ("k", "temperature", "top_p", "extra")}
+#: what train.py (and its launcher) read; a new train option is added here too
+TRAIN_KEYS = ("name", "dtype", "save_dtype", "lora", "sft", "num_processes", "accelerate_config")
 #: set by s2distill itself when it builds the library object: a user value would collide
 RESERVED = {"train.sft": ("output_dir",), "train.lora": ("task_type",)}
 
@@ -261,6 +263,7 @@ def _vllm_constraint(field: str) -> Any:
 def _check_train(train: dict[str, Any]) -> None:
     from s2distill.train import _dtype
 
+    _check_keys("train", train, TRAIN_KEYS, "train option")
     for key in ("dtype", "save_dtype"):
         if key in train:
             try:
@@ -381,14 +384,15 @@ def _typecheck(key: str, value: Any, annotation: Any) -> None:
 
 
 def _named(message: str, values: Mapping[str, Any]) -> str | None:
-    """The option a library's error message names (the longest match), else the one whose string
+    """The option a library's error message names first (its subject), else the one whose string
     value it quotes (an enum: "cosin is not a valid SchedulerType"), if any."""
-    def word(w: str) -> bool:
-        return re.search(rf"(?<![A-Za-z0-9_]){re.escape(w)}(?![A-Za-z0-9_])", message) is not None
+    def at(w: str) -> int:
+        m = re.search(rf"(?<![A-Za-z0-9_]){re.escape(w)}(?![A-Za-z0-9_])", message)
+        return m.start() if m else -1
 
-    hits = [k for k in values if word(str(k))]
-    hits = hits or [k for k, v in values.items() if isinstance(v, str) and v and word(v)]
-    return max(hits, key=len) if hits else None
+    hits = [(at(str(k)), k) for k in values if at(str(k)) >= 0]
+    hits = hits or [(at(v), k) for k, v in values.items() if isinstance(v, str) and v and at(v) >= 0]
+    return min(hits, key=lambda h: h[0])[1] if hits else None
 
 
 def _closest(message: str, value: Any) -> str:

@@ -96,6 +96,9 @@ def _check_components(c: dict[str, Any]) -> Any:
     from s2distill.methods import METHODS
     from s2distill.tasks import TASKS
 
+    for node in ("task", "filter", "method", "engine", "train"):
+        _opts(c, node)
+        _typecheck(f"{node}.name", c[node].get("name"), str)  # a registry key (or a label)
     for node, registry in (("task", TASKS), ("filter", FILTERS), ("method", METHODS)):
         opts = _opts(c, node)
         cls = registry.get(c[node]["name"])  # an unknown name: the registry's own one-line error

@@ -284,7 +284,17 @@ def _check_train(train: dict[str, Any]) -> None:
         sft["bf16"] = False  # train.py picks it per machine; False is valid everywhere
     from trl import SFTConfig
 
-    _construct("train.sft", "SFTConfig", SFTConfig, sft, output_dir=None)
+    args = _construct("train.sft", "SFTConfig", SFTConfig, sft, output_dir=None)
+    # report_to names are checked only when the Trainer is built: ask the same function now
+    from transformers.integrations import integration_utils as hf_integrations
+
+    try:
+        hf_integrations.get_reporting_integration_callbacks(args.report_to)
+    except ValueError as e:
+        bad = next((r for r in args.report_to if r not in hf_integrations.INTEGRATION_TO_CALLBACK), "")
+        close = difflib.get_close_matches(str(bad), [*hf_integrations.INTEGRATION_TO_CALLBACK, "none", "all"], n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UserError(f"train.sft.report_to: {_line(e)}{hint}") from None
     lora = train.get("lora")
     if lora:
         if not isinstance(lora, Mapping):
@@ -300,7 +310,7 @@ def _check_train(train: dict[str, Any]) -> None:
         _check_accelerate(train["accelerate_config"])
 
 
-def _construct(prefix: str, what: str, cls: type, values: dict[str, Any], **fixed: Any) -> None:
+def _construct(prefix: str, what: str, cls: type, values: dict[str, Any], **fixed: Any) -> Any:
     """Build ``cls(**fixed, **values)`` after checking names and declared types of ``values``."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for k in RESERVED.get(prefix, ()):
@@ -318,7 +328,7 @@ def _construct(prefix: str, what: str, cls: type, values: dict[str, Any], **fixe
         if "output_dir" in fixed:
             fixed["output_dir"] = tmp  # nothing is written there; it is removed either way
         try:
-            cls(**fixed, **values)
+            return cls(**fixed, **values)
         except Exception as e:
             field = _named(str(e), values)
             msg = _line(e) + _closest(str(e), values.get(field) if field else None)

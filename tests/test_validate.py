@@ -40,6 +40,7 @@ FAMILIES = [
     # trl.SFTConfig: its enums, its own cross-field checks, keys s2distill sets itself
     ("train.sft.lr_scheduler_type=cosin", r"train\.sft\.lr_scheduler_type: cosin is not a valid SchedulerType.*; did you mean cosine\?"),
     ("train.sft.logging_steps=5.5", r"train\.sft\.logging_steps: --logging_steps must be an integer"),
+    ("train.sft.report_to=wandbb", r"train\.sft\.report_to: wandbb is not supported, .*; did you mean wandb\?"),
     ("train.sft.learning_rate='1e-5'", r"train\.sft\.learning_rate: Input should be a valid number"),
     ("+train.sft.output_dir=/tmp/x", r"train\.sft\.output_dir: set by s2distill itself"),
     ("train.dtype=float64", r"train\.dtype: unknown dtype 'float64'"),

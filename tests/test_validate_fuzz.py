@@ -9,6 +9,7 @@ stops right after ``build()``: no engine starts and the model is not resolved (s
 from __future__ import annotations
 
 import copy
+import os
 import string
 from collections import Counter
 from pathlib import Path
@@ -28,7 +29,7 @@ BASES = ["", "train=lora filter=usc", "engine=hf", "task=llm_judge method=bsm fi
          "task=biased_qa method=s2a", "task=gsm8k method=cot", "task=last_letter method=rar_1step"]
 #: string keys that are free text (paths, ids, hub names), not a choice among known values
 FREE_TEXT = ("paths.", "model.", "task.hub.", "task.hub_config", "train.lora.target_modules")
-EXAMPLES = 300
+EXAMPLES = int(os.environ.get("S2DISTILL_FUZZ_EXAMPLES", 300))  # more: a longer local hunt
 
 TRIED: set[tuple] = set()
 OUTCOMES: Counter = Counter()
@@ -77,16 +78,15 @@ OUT_OF_RANGE = {"number": NUMBER, "bool": st.one_of(st.integers(-2, 3), WORD), "
 
 
 def _typo(draw, word: str) -> str:
-    """One keyboard slip: a letter dropped, doubled, swapped with the next, or replaced."""
+    """One keyboard slip: a letter dropped, swapped with the next, replaced, or doubled; never
+    the same word."""
     i = draw(st.integers(0, max(0, len(word) - 1)))
     op = draw(st.sampled_from(["drop", "double", "swap", "replace"]))
-    if op == "drop" and len(word) > 1:
-        return word[:i] + word[i + 1:]
-    if op == "swap" and i + 1 < len(word):
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
-    if op == "replace":
-        return word[:i] + draw(st.sampled_from(string.ascii_lowercase)) + word[i + 1:]
-    return word[:i] + word[i] + word[i:] if word else "x"
+    slips = {"drop": word[:i] + word[i + 1:],
+             "swap": word[:i] + word[i + 1:i + 2] + word[i:i + 1] + word[i + 2:],
+             "replace": word[:i] + draw(st.sampled_from(string.ascii_lowercase)) + word[i + 1:]}
+    new = slips.get(op, word)
+    return new if new not in (word, "") else word[:i] + word[i:i + 1] + word[i:] + ("x" if not word else "")
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -104,7 +104,8 @@ def test_every_bad_option_is_one_line_or_a_valid_build(bases, data):
     if family == "out_of_range":
         value = data.draw(OUT_OF_RANGE[kind], label="value")
     elif family == "wrong_type":
-        value = data.draw(WRONG_TYPE, label="value")
+        original = type(value)
+        value = data.draw(WRONG_TYPE.filter(lambda v: type(v) is not original), label="value")
     elif family == "typo_value":
         value = _typo(data.draw, str(value))
     if family == "typo_key":  # the user's +node.misspelt_key=value beside the real key
@@ -121,6 +122,8 @@ def test_every_bad_option_is_one_line_or_a_valid_build(bases, data):
             OUTCOMES["error", family] += 1
         else:
             OUTCOMES["build", family] += 1
+            if os.environ.get("S2DISTILL_FUZZ_SHOW"):
+                print("valid build:", BASES[i], key, family, repr(value))
 
 
 def test_fuzz_tried_enough_distinct_bad_inputs():

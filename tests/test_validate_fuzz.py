@@ -60,7 +60,7 @@ def bases(tmp_path_factory):
     out = []
     for b in BASES:
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=[f"paths.cache_dir={cache}", *b.split()])
+            cfg = compose("config", overrides=[f"paths.cache_dir={cache}", f"paths.home={cache}", *b.split()])
         keys = [(k, kind) for k, v in _leaves(OmegaConf.to_container(cfg, resolve=True))
                 if (kind := _kind(k, v)) and not k.startswith("paths.")]
         out.append((cfg, keys))

@@ -29,6 +29,7 @@ from s2distill.metrics import distribution, majority_baseline
 from s2distill.models import ResolvedModel, check_chat_template, resolve
 from s2distill.sft_data import TRUNCATION_MODES, fit, sft_examples
 from s2distill.tasks import TASKS, Task
+from s2distill.validate import check_config
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class Context:
 
 def build(cfg: DictConfig, run_dir: Path | None) -> Context:
     """Instantiate and validate task, method, filter and model (user errors surface here)."""
+    check_config(cfg)  # every option, library ones included, before any model loads (validate.py)
     def opts(node: DictConfig) -> dict[str, Any]:
         d = OmegaConf.to_container(node, resolve=True)
         d.pop("name", None)

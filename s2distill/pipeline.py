@@ -20,14 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from s2distill import launch
 from s2distill.artifacts import Store, atomic_write_text, fingerprint
-from s2distill.engines import ADAPTER_ENGINES, AdapterEngine, EnginePool, Sampling
+from s2distill.engines import AdapterEngine, EnginePool, Sampling
 from s2distill.errors import UserError
 from s2distill.evaluate import score_arm
 from s2distill.filters import FILTERS, Decision, Filter, FilterTools
 from s2distill.methods import METHODS, Method, Trace
 from s2distill.metrics import distribution, majority_baseline
 from s2distill.models import ResolvedModel, check_chat_template, resolve
-from s2distill.sft_data import TRUNCATION_MODES, fit, sft_examples
+from s2distill.sft_data import fit, sft_examples
 from s2distill.tasks import TASKS, Task
 from s2distill.validate import check_config
 
@@ -111,7 +111,7 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         raise UserError(f"eval.k must be >= 1 (got {cfg.eval.k})")
     if cfg.engine.name not in ("vllm", "hf"):
         raise UserError(f"unknown engine {cfg.engine.name!r} (known: hf, vllm)")
-    train_cfg = check_train(OmegaConf.to_container(cfg.train, resolve=True), cfg.engine.name)
+    train_cfg = check_train(OmegaConf.to_container(cfg.train, resolve=True))
     model = resolve(cfg.model.name_or_path, cfg.paths.models_dir)
     check_chat_template(model.path)
     store = Store(cfg.paths.cache_dir, run_dir)
@@ -128,21 +128,10 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
     return Context(cfg, task, method, filt, model, store, engines, train_cfg)
 
 
-def check_train(t: dict[str, Any], engine: str) -> dict[str, Any]:
-    """User errors in ``train.*`` that would otherwise surface only after generation."""
+def check_train(t: dict[str, Any]) -> dict[str, Any]:
+    """``validate.py`` checked ``train.*``; what is left is a warning the user should see."""
     from s2distill.train import precision_warning
 
-    for key in ("num_processes", "num_machines"):
-        v = t.get(key, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UserError(f"train.{key} must be an integer >= 1 (got {v!r})")
-    if t.get("num_processes", 1) * t.get("num_machines", 1) > 1 or t.get("accelerate_config") not in (None, "auto"):
-        launch.accelerate_config(t.get("accelerate_config"))
-    if t.get("truncation", "prompt") not in TRUNCATION_MODES:
-        raise UserError(f"train.truncation must be one of {', '.join(TRUNCATION_MODES)} (got {t.get('truncation')!r})")
-    if t.get("lora") and not t.get("merge") and engine not in ADAPTER_ENGINES:
-        raise UserError(f"train=lora evaluates the distilled arm as a LoRA adapter, which engine={engine} cannot "
-                        f"serve (engines that can: {', '.join(ADAPTER_ENGINES)}); set train.merge=true to merge it")
     if warning := precision_warning(t):
         log.warning(warning)
     return t

@@ -27,14 +27,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from s2distill.errors import UserError
+from s2distill.launch import ACCELERATE_DIR  # noqa: E402
 
-ACCELERATE_DIR = Path(__file__).resolve().parents[1] / "conf" / "accelerate"
 #: keys of the sampling blocks that pipeline.sampling() and run() read; more SamplingParams
 #: fields go in the block's ``extra``
 SAMPLING_KEYS = {"generate": ("n", "temperature", "top_p", "batch_size", "extra"),
                  "eval": ("k", "temperature", "top_p", "extra")}
 #: what train.py (and its launcher) read; a new train option is added here too
-TRAIN_KEYS = ("name", "dtype", "save_dtype", "lora", "sft", "num_processes", "accelerate_config")
+TRAIN_KEYS = ("name", "dtype", "save_dtype", "lora", "merge", "sft", "num_processes", "num_machines",
+              "accelerate_config", "truncation")
 #: set by s2distill itself when it builds the library object: a user value would collide
 RESERVED = {"train.sft": ("output_dir",), "train.lora": ("task_type",)}
 
@@ -56,7 +57,7 @@ def check_config(cfg: DictConfig) -> None:
         method = _check_components(c)
         _check_sampling(c, method)
         _check_engine(c.get("engine") or {})
-        _check_train(c.get("train") or {})
+        _check_train(c.get("train") or {}, (c.get("engine") or {}).get("name", "vllm"))
     finally:
         logging.disable(quiet)
     if stamp is not None:
@@ -271,7 +272,8 @@ def _vllm_constraint(field: str) -> Any:
 
 
 # -- training: trl.SFTConfig, peft.LoraConfig, dtypes, accelerate ---------------------------------------
-def _check_train(train: dict[str, Any]) -> None:
+def _check_train(train: dict[str, Any], engine: str) -> None:
+    from s2distill.engines import ADAPTER_ENGINES
     from s2distill.train import _dtype
 
     _check_keys("train", train, TRAIN_KEYS, "train option")
@@ -290,6 +292,8 @@ def _check_train(train: dict[str, Any]) -> None:
     sft = {k: v for k, v in sft.items() if k != "pad_token"}  # s2distill's (train.py), not SFTConfig's
     if sft.get("bf16") is None:
         sft["bf16"] = False  # train.py picks it per machine; False is valid everywhere
+    if not _cuda():
+        sft.setdefault("use_cpu", True)  # as train.py sets it on a CPU (bf16 autocast needs it)
     from trl import SFTConfig
 
     args = _construct("train.sft", "SFTConfig", SFTConfig, sft, output_dir=None)
@@ -310,12 +314,26 @@ def _check_train(train: dict[str, Any]) -> None:
         from peft import LoraConfig
 
         _construct("train.lora", "LoraConfig", LoraConfig, dict(lora), task_type="CAUSAL_LM")
-    if "num_processes" in train:
-        n = train["num_processes"]
-        if n is not None and n != "auto" and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-            raise UserError(f"train.num_processes must be an integer >= 1, auto or null (got {n!r})")
+    for key in ("num_processes", "num_machines"):
+        n = train.get(key, 1)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise UserError(f"train.{key} must be an integer >= 1 (got {n!r})")
     if train.get("accelerate_config") not in (None, "auto"):
         _check_accelerate(train["accelerate_config"])
+    from s2distill.sft_data import TRUNCATION_MODES
+
+    if train.get("truncation", "prompt") not in TRUNCATION_MODES:
+        raise UserError(f"train.truncation must be one of {', '.join(TRUNCATION_MODES)} "
+                        f"(got {train.get('truncation')!r})")
+    if lora and not train.get("merge") and engine not in ADAPTER_ENGINES:
+        raise UserError(f"train=lora evaluates the distilled arm as a LoRA adapter, which engine={engine} cannot "
+                        f"serve (engines that can: {', '.join(ADAPTER_ENGINES)}); set train.merge=true to merge it")
+
+
+def _cuda() -> bool:
+    from s2distill.launch import on_gpu
+
+    return on_gpu()
 
 
 def _construct(prefix: str, what: str, cls: type, values: dict[str, Any], **fixed: Any) -> Any:

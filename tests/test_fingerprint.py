@@ -39,4 +39,54 @@ def test_stage_fingerprints_follow_the_config_that_affects_them(compose, fake_en
     assert gen_t == gen and filt_t != filt  # a filter change reuses the samples
     gen_n, filt_n = fps("generate.n=3")
     assert gen_n != gen and filt_n != filt  # upstream change propagates
-    assert fps("eval.k=3") == (gen, filt)  # evaluation settings do not touch training data
+    assert fps("eval.k=3", "eval.temperature=0.7") == (gen, filt)  # evaluation settings do not touch training data
+
+
+def test_engine_settings_that_change_samples_are_in_the_fingerprint(compose, fake_engine):
+    """engine=hf after a vLLM run, or another engine.extra, generates again; cosmetic options
+    (progress bars) and where the engine runs reuse the samples."""
+    def gen_fp(*overrides):
+        ctx = pipeline.build(compose("task.n_train=4", "task.n_test=4", "generate.n=2", *overrides), None)
+        rows = ctx.task.unlabeled(ctx.task.load()["train"]).to_list()
+        return pipeline.generate(ctx, rows)[1], ctx.store.misses
+
+    vllm, computed = gen_fp()
+    assert computed == ["generate"]
+    hf, computed = gen_fp("engine=hf")
+    assert hf != vllm and computed == ["generate"]  # recomputed, not vLLM's samples
+    assert gen_fp("+engine.extra.kv_cache_dtype=fp8")[0] != vllm
+    assert gen_fp("engine.dtype=float16")[0] != vllm
+    assert gen_fp("engine.compile=true")[0] != vllm  # compiled numerics differ from eager
+    assert gen_fp("+model.chat_template_kwargs.enable_thinking=false")[0] != vllm
+    assert gen_fp("engine.use_tqdm=false", "isolate=false") == (vllm, [])  # served from the cache
+
+
+def test_local_model_folder_is_keyed_by_content(tmp_path, bundled_model):
+    """A folder re-trained (or re-saved) in place is a new model for every stage."""
+    import os
+    import shutil
+
+    from s2distill.models import resolve
+
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model.path, folder)
+    key = resolve(str(folder)).key
+    assert resolve(str(folder)).key == key
+    weights = folder / "model.safetensors"
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten, same size
+    assert resolve(str(folder)).key != key
+
+
+def test_hub_model_is_keyed_by_its_cached_commit(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from s2distill.models import resolve
+
+    snap = tmp_path / "models--org--m" / "snapshots"
+    commit = {"now": "a1b2c3"}
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, **kw: str(snap / commit["now"]))
+    first = resolve("org/m")
+    assert first.path == "org/m" and first.key == "hub:org/m@a1b2c3"
+    commit["now"] = "d4e5f6"  # the model was updated on the hub
+    assert resolve("org/m").key != first.key

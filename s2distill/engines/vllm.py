@@ -107,6 +107,19 @@ def _dist_state_kept() -> Iterator[None]:
         core.cleanup_dist_env_and_memory = original
 
 
+def lora_rank_slot(rank: int) -> int:
+    """The smallest ``max_lora_rank`` vLLM accepts (a fixed set of sizes) that holds ``rank``."""
+    from typing import get_args
+
+    from vllm.config.lora import MaxLoRARanks
+
+    sizes = sorted(get_args(MaxLoRARanks))
+    fits = [s for s in sizes if s >= rank]
+    if not fits:
+        raise UserError(f"train.lora.r={rank} is above vLLM's largest max_lora_rank ({sizes[-1]})")
+    return fits[0]
+
+
 class VLLMEngine:
     #: engines whose core runs in this process and is not closed yet. Their distributed state
     #: (vLLM's world / tensor- / pipeline-parallel groups) is global to the process and shared:
@@ -166,7 +179,7 @@ class VLLMEngine:
         elif on_cpu:
             kwargs["worker_extension_cls"] = AOT_LOAD_FIX  # reuse compiled artifacts (see above)
         if max_lora_rank:  # the distilled arm is a LoRA adapter served on this base model
-            kwargs.update(enable_lora=True, max_lora_rank=int(max_lora_rank))
+            kwargs.update(enable_lora=True, max_lora_rank=lora_rank_slot(int(max_lora_rank)))
         kwargs.update(extra or {})
         self.llm = LLM(**kwargs)
         self._inprocess = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0"

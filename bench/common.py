@@ -40,6 +40,11 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
     "sft_speedup_packing": (None, "higher", "SFT tokens/s, packing (bfd) / padded (coin_flip SFT data)"),
     "sft_speedup_padding_free_gsm8k": (None, "higher", "SFT tokens/s, padding_free / padded (gsm8k lengths)"),
     "smoke_cell_s": (None, "lower", "default rar x coin_flip cell end to end, empty cache"),
+    "lora_arm_s_merged": (None, "lower", "train=lora distilled arm, merged: merge+save, second engine start, generate"),
+    "lora_arm_s_adapter": (None, "lower", "train=lora distilled arm as an adapter on the live base engine"),
+    "lora_arm_s_saved": (None, "higher", "seconds the adapter path saves per distilled arm"),
+    "inprocess_start_s": (None, "lower", "vLLM engine start in the pipeline's process (CPU default)"),
+    "isolate_start_s": (None, "lower", "the same engine started in a child process (isolate=true)"),
 }
 
 

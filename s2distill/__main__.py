@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -27,6 +28,11 @@ class JobFailed(CompactHydraException):
 def main(cfg: DictConfig) -> None:
     from s2distill.pipeline import run
 
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and int(os.environ.get("SLURM_PROCID", "0")) > 0:
+        # a job on several nodes (train.num_machines > 1) runs this function once per node; the
+        # first task runs the pipeline and starts the training processes on every node (srun)
+        log.info("SLURM task %s: the pipeline runs in task 0", os.environ["SLURM_PROCID"])
+        return
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         results = run(cfg, run_dir)

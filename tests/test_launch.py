@@ -58,3 +58,17 @@ def test_model_without_chat_template_fails_at_build(compose, bundled_model, tmp_
     folder = make_tiny_model(bundled_model.path, tmp_path / "plain", drop_chat_template=True)
     with pytest.raises(UserError, match="has no chat template"):
         pipeline.build(compose(f"model.name_or_path={folder}"), None)
+
+
+def test_other_slurm_tasks_of_a_multi_node_job_leave_the_pipeline_to_task_0(tmp_path):
+    """On several nodes submitit runs the job once per node: only task 0 runs the pipeline."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUBMITIT_EXECUTOR": "slurm", "SLURM_PROCID": "1"}
+    run = subprocess.run([sys.executable, "-m", "s2distill", "task.n_train=2", f"paths.cache_dir={tmp_path / 'c'}",
+                          f"paths.output_dir={tmp_path / 'out'}"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not list((tmp_path / "out").rglob("results.json")) and not (tmp_path / "c").exists()

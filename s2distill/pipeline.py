@@ -29,6 +29,7 @@ from s2distill.metrics import distribution, majority_baseline
 from s2distill.models import ResolvedModel, check_chat_template, resolve
 from s2distill.sft_data import fit, sft_examples
 from s2distill.tasks import TASKS, Task
+from s2distill.train import INFO_FILE, precision_warning
 from s2distill.validate import check_config
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,9 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         raise UserError(f"eval.k must be >= 1 (got {cfg.eval.k})")
     if cfg.engine.name not in ("vllm", "hf"):
         raise UserError(f"unknown engine {cfg.engine.name!r} (known: hf, vllm)")
-    train_cfg = check_train(OmegaConf.to_container(cfg.train, resolve=True))
+    train_cfg = OmegaConf.to_container(cfg.train, resolve=True)
+    if warning := precision_warning(train_cfg):
+        log.warning(warning)
     model = resolve(cfg.model.name_or_path, cfg.paths.models_dir)
     check_chat_template(model.path)
     store = Store(cfg.paths.cache_dir, run_dir)
@@ -126,15 +129,6 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         raise UserError(f"isolate must be true, false or auto (got {isolate!r})")
     engines = EnginePool(engine_cfg, isolate=launch.on_gpu() if isolate == "auto" else bool(isolate))
     return Context(cfg, task, method, filt, model, store, engines, train_cfg)
-
-
-def check_train(t: dict[str, Any]) -> dict[str, Any]:
-    """``validate.py`` checked ``train.*``; what is left is a warning the user should see."""
-    from s2distill.train import precision_warning
-
-    if warning := precision_warning(t):
-        log.warning(warning)
-    return t
 
 
 def expected_tokens(cfg: DictConfig, task: Task, method: Method, jobs: tuple[str, ...]) -> int:
@@ -243,7 +237,6 @@ def train(
 ) -> tuple[Path | None, str, dict[str, Any]]:
     """SFT of the base model on the kept answers: the fitted SFT dataset is an artifact of its
     own, trained in this process (1 CPU process) or under ``accelerate launch`` (``launch.py``)."""
-    from s2distill.train import INFO_FILE
     from s2distill.train import train as sft
 
     t, chat_kw = ctx.train_cfg, ctx.engines.cfg.get("chat_template_kwargs") or {}
@@ -284,7 +277,7 @@ def train(
                     "config.json", "adapter_config.json")):
                 raise RuntimeError(f"training finished without saving a model in {tmp}")
             out = ctx.store.commit_dir("train", fp, tmp)
-    info = json.loads((out / "training_info.json").read_text())
+    info = json.loads((out / INFO_FILE).read_text())
     return out, fp, {**counts, **info}
 
 

@@ -83,8 +83,8 @@ FAMILIES = [
     ("filter.threshold=high", r"filter\.threshold: Input should be a valid number"),
     ("seed=abc", r"seed: Input should be a valid integer"),
     # accelerate config (train.accelerate_config / train.num_processes, when the config has them)
-    ("+train.accelerate_config=fsdpp", r"train\.accelerate_config: no accelerate config 'fsdpp' .*; did you mean fsdp\?"),
-    ("+train.num_processes=0", r"train\.num_processes must be an integer >= 1"),
+    ("train.accelerate_config=fsdpp", r"train\.accelerate_config: no accelerate config 'fsdpp' .*; did you mean fsdp\?"),
+    ("train.num_processes=0", r"train\.num_processes must be an integer >= 1"),
 ]
 
 
@@ -103,14 +103,14 @@ def test_accelerate_config_that_does_not_parse(compose, no_model, tmp_path):
     bad = tmp_path / "acc.yaml"
     bad.write_text("compute_environment: LOCAL_MACHINE\nnum_processes: 2\nno_such_key: 1\n")
     with pytest.raises(UserError, match=r"^train\.accelerate_config: .*acc\.yaml is not a valid accelerate config"):
-        pipeline.build(compose(f"+train.accelerate_config={bad}"), None)
+        pipeline.build(compose(f"train.accelerate_config={bad}"), None)
 
 
 @pytest.mark.parametrize("overrides", [
     "", "train=lora filter=usc", "engine=hf", "task=llm_judge method=bsm filter=swap", "task=biased_qa method=s2a",
-    "task=gsm8k method=cot", "+experiment=cpu_smoke", "+train.accelerate_config=fsdp +train.num_processes=8",
-    "+train.accelerate_config=multi_gpu", "+train.accelerate_config=auto +train.num_processes=null",
-    f"+train.accelerate_config={REPO / 'conf' / 'accelerate' / 'fsdp.yaml'}",
+    "task=gsm8k method=cot", "+experiment=cpu_smoke", "train.accelerate_config=fsdp train.num_processes=8",
+    "train.accelerate_config=multi_gpu", "train.accelerate_config=auto train.num_processes=1",
+    f"train.accelerate_config={REPO / 'conf' / 'accelerate' / 'fsdp.yaml'}",
     "+generate.extra.top_k=50 +engine.extra.max_num_seqs=8 +train.sft.pad_token=pad",
 ])
 def test_valid_configs_pass(compose, tmp_path, overrides):
@@ -122,7 +122,7 @@ def test_valid_configs_pass(compose, tmp_path, overrides):
 def test_a_passed_config_is_not_checked_again(compose, monkeypatch):
     cfg = compose("train.sft.learning_rate=3e-5")
     validate.check_config(cfg)
-    monkeypatch.setattr(validate, "_check_train", lambda train: pytest.fail("checked again"))
+    monkeypatch.setattr(validate, "_check_train", lambda *a: pytest.fail("checked again"))
     validate.check_config(cfg)  # the stamp in paths.home/validated answers
     with pytest.raises(pytest.fail.Exception):
         validate.check_config(compose("train.sft.learning_rate=4e-5"))  # another config is checked

@@ -8,7 +8,7 @@ import pytest
 
 from s2distill.evaluate import predict, score_arm
 from s2distill.methods.base import Trace
-from s2distill.metrics import balanced_accuracy, distribution, majority_baseline, wilson_ci
+from s2distill.metrics import balanced_accuracy, distribution, majority_baseline, mcnemar, wilson_ci
 from s2distill.tasks import TASKS
 
 
@@ -17,6 +17,24 @@ def test_wilson_ci_known_values():
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
     assert wilson_ci(0, 10)[0] == 0.0 and wilson_ci(10, 10)[1] == 1.0
     assert wilson_ci(0, 0) == (0.0, 0.0)
+    # an asymmetric case (Newcombe 1998, table I: 81/263 → 0.2553, 0.3662)
+    lo, hi = wilson_ci(81, 263)
+    assert lo == pytest.approx(0.2553, abs=1e-4) and hi == pytest.approx(0.3662, abs=1e-4)
+
+
+def test_mcnemar_exact_on_a_known_table():
+    # paired table [[both right 59, A only 6], [B only 16, both wrong 80]]: only the 22 discordant
+    # pairs count; exact two-sided p = 2 * P(Binom(22, 1/2) <= 6) = 0.0525
+    a = [True] * 59 + [True] * 6 + [False] * 16 + [False] * 80
+    b = [True] * 59 + [False] * 6 + [True] * 16 + [False] * 80
+    expected = 2 * sum(math.comb(22, i) for i in range(7)) / 2**22
+    assert mcnemar(a, b) == pytest.approx(expected, rel=1e-9)
+    assert mcnemar(a, b) == pytest.approx(0.0525, abs=1e-4)
+    assert mcnemar(b, a) == pytest.approx(expected, rel=1e-9)  # symmetric
+    assert mcnemar([True, False], [True, False]) == 1.0  # no discordant pair
+    assert mcnemar([True] * 6, [False] * 6) == pytest.approx(2 / 2**6)  # 6 vs 0: p = 2 * 0.5^6
+    with pytest.raises(ValueError):
+        mcnemar([True], [True, False])
 
 
 def test_constant_predictor_scores_chance_on_balanced_data():

@@ -58,6 +58,16 @@ def test_predict_majority_at_k_never_guesses_a_tie():
     assert predict([t("yes"), t("no")]) is None
 
 
+def test_mean_tokens_is_per_input_over_its_k_samples():
+    task = TASKS.get("coin_flip")(n_train=1, n_test=1)
+    rows = [{"id": "0", "question": "q", "gold": "yes"}, {"id": "1", "question": "q", "gold": "no"}]
+    traces = [[Trace("yes", "", 2), Trace("yes", "", 4), Trace("no", "", 6)],
+              [Trace("no", "", 1), Trace("no", "", 1), Trace("no", "", 1)]]
+    m = score_arm(task, rows, traces)
+    assert m["acc"] == 1.0
+    assert m["mean_tokens"] == (12 + 3) / 2  # majority@3 costs all three samples of an input
+
+
 def test_score_arm_reports_collapse_honestly():
     task = TASKS.get("coin_flip")(n_train=1, n_test=1)
     rows = [{"id": str(i), "question": "q", "gold": g} for i, g in enumerate(["yes", "no"] * 5)]
@@ -74,4 +84,4 @@ def test_score_arm_open_ended_has_no_balanced_acc():
     rows = [{"id": "0", "question": "q", "gold": "abcd"}]
     m = score_arm(task, rows, [[Trace("abcd", "abcd", 5), Trace(None, "", 0)]])
     assert m["balanced_acc"] is None and m["acc"] == 1.0  # abstentions do not vote
-    assert math.isclose(m["mean_tokens"], 2.5)
+    assert math.isclose(m["mean_tokens"], 5.0)  # both samples of the input cost tokens

@@ -45,6 +45,8 @@ class Context:
     store: Store
     engines: EnginePool
     timings: dict[str, float] = field(default_factory=dict)
+    #: generated tokens per sampled stage (``sample_traces``), cached stages included
+    tokens: dict[str, int] = field(default_factory=dict)
 
     @contextmanager
     def timed(self, stage: str):
@@ -140,7 +142,9 @@ def sample_traces(
         cached = [rec for b in range(len(starts)) for rec in done[b]]
         ctx.store.save_records(stage, fp, cached, {"n_rows": len(rows), "model": model})
     by_id = {rec["id"]: rec["traces"] for rec in cached}
-    return [[Trace(**t) for t in by_id[r["id"]]] for r in rows]
+    out = [[Trace(**t) for t in by_id[r["id"]]] for r in rows]
+    ctx.tokens[stage] = sum(t.tokens for ts in out for t in ts)
+    return out
 
 
 def generate(ctx: Context, rows: list[dict[str, Any]]) -> tuple[list[list[Trace]], str]:
@@ -250,6 +254,11 @@ def summarize(
     cfg = ctx.cfg
     kept = [d for d in decisions if d.kept]
     golds = [r["gold"] for r in test_rows]
+    # the System-2 side's cost on the training inputs: its samples, any resampled variant (swap's
+    # A/B-swapped generation, stage generate_<tag>) and what the filter generated itself (USC's
+    # selection calls, Decision.tokens)
+    gen_tokens = {s: t for s, t in ctx.tokens.items() if s == "generate" or s.startswith("generate_")}
+    gen_tokens["filter"] = sum(d.tokens for d in decisions)
     return {
         "task": ctx.task.name,
         "method": ctx.method.name,
@@ -262,6 +271,8 @@ def summarize(
         "n_samples": int(cfg.generate.n),
         "eval_k": int(cfg.eval.k),
         "n_kept": len(kept),
+        "generate_tokens": sum(gen_tokens.values()),
+        "generate_tokens_by_stage": gen_tokens,
         "kept_label_distribution": distribution([d.answer for d in kept], top=None if ctx.task.labels else 10),
         "filter_reasons": distribution([d.reason for d in decisions]),
         "test_label_distribution": distribution(golds, top=None if ctx.task.labels else 10),

@@ -65,6 +65,7 @@ class FakeEngine:
         self.model = model
         self.answers = answers
         self.calls: list[tuple[int, int]] = []
+        self.generated = 0  # tokens generated so far (3 per completion)
 
     def generate(self, chats, n, sampling, desc=""):
         import hashlib
@@ -72,6 +73,7 @@ class FakeEngine:
         from s2distill.engines.base import Completion
 
         self.calls.append((len(chats), n))
+        self.generated += 3 * len(chats) * n
         out = []
         for c in chats:
             h = int(hashlib.sha256(c[-1]["content"].encode()).hexdigest(), 16)
@@ -95,3 +97,39 @@ def fake_engine(monkeypatch):
 
     monkeypatch.setattr(engines, "make_engine", make_engine)
     return made
+
+
+@pytest.fixture
+def fake_run(compose, fake_engine, monkeypatch, tmp_path):
+    """``pipeline.run`` end to end on FakeEngines with a stand-in for TRL training (a model folder
+    holding only the training examples): pure pipeline logic, seconds per run.
+
+    ``fake_run(*overrides, run_dir=..., load=None)`` returns ``results``; ``load`` replaces
+    ``task.load`` (e.g. to corrupt gold columns)."""
+    import json
+
+    from s2distill import pipeline
+    from s2distill import train as sft
+
+    def fake_train(examples, base_model, cfg, out_dir, work_dir=None):
+        (Path(out_dir) / "examples.json").write_text(json.dumps(examples, sort_keys=True))
+        return {"n_examples": len(examples)}
+
+    monkeypatch.setattr(sft, "train", fake_train)
+
+    def run(*overrides: str, run_dir: Path | None = None, load=None):
+        cfg = compose(*overrides)
+        with monkeypatch.context() as m:
+            if load is not None:
+                real_build = pipeline.build
+
+                def build(cfg, run_dir):
+                    ctx = real_build(cfg, run_dir)
+                    real_load = ctx.task.load
+                    ctx.task.load = lambda: load(real_load())
+                    return ctx
+
+                m.setattr(pipeline, "build", build)
+            return pipeline.run(cfg, run_dir or tmp_path / "run")
+
+    return run

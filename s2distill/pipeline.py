@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from s2distill.artifacts import Store, atomic_write_text, fingerprint
-from s2distill.engines import EnginePool, Sampling
+from s2distill.engines import EnginePool, Sampling, derive_seed
 from s2distill.errors import UserError
 from s2distill.evaluate import score_arm
 from s2distill.filters import FILTERS, Decision, Filter, FilterTools
@@ -27,6 +27,7 @@ from s2distill.methods import METHODS, Method, Trace
 from s2distill.metrics import distribution, majority_baseline
 from s2distill.models import ResolvedModel, resolve
 from s2distill.tasks import TASKS, Task
+from s2distill.tasks.base import GOLD_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,16 @@ def sampling(cfg: DictConfig, node: str) -> Sampling:
 def sample_traces(
     ctx: Context, stage: str, fp: str, rows: list[dict[str, Any]], method: Method, model: str, n: int, samp: Sampling
 ) -> list[list[Trace]]:
-    """Run ``method`` on ``rows`` in resumable batches; one engine call per step per batch."""
+    """Run ``method`` on ``rows`` in resumable batches; one engine call per step per batch.
+
+    Batch ``b`` is sampled with the seed ``derive_seed(engine seed, stage, b)``: its samples do
+    not depend on what the engine generated before, so a killed run that resumes regenerates
+    exactly the samples an uninterrupted run would have.
+    """
     cached = ctx.store.load_records(stage, fp)
     if cached is None:
         done = ctx.store.load_batches(stage, fp)
+        seed = ctx.cfg.engine.get("seed", ctx.cfg.seed)
         bs = int(ctx.cfg.generate.batch_size)
         starts = list(range(0, len(rows), bs))
         if done:
@@ -136,7 +143,7 @@ def sample_traces(
             batch = rows[start : start + bs]
             if [rec["id"] for rec in done.get(b, [])] == [r["id"] for r in batch]:
                 continue  # finished by an earlier run (same rows: batch_size may have changed)
-            traces = method.run(batch, ctx.task, ctx.engines.get(model), n, samp)
+            traces = method.run(batch, ctx.task, ctx.engines.get(model), n, samp.replace(seed=derive_seed(seed, stage, b)))
             done[b] = [{"id": r["id"], "traces": [t.to_dict() for t in ts]} for r, ts in zip(batch, traces)]
             ctx.store.append_batch(stage, fp, b, done[b])
         cached = [rec for b in range(len(starts)) for rec in done[b]]
@@ -224,7 +231,7 @@ def evaluate(
     model_key = upstream or ctx.model.key
     model_path = str(model_dir) if model_dir else ctx.model.path
     samp = sampling(cfg, "eval")
-    inputs = [{k: v for k, v in r.items() if k not in ("gold",)} for r in rows]
+    inputs = [{k: v for k, v in r.items() if k not in GOLD_COLUMNS} for r in rows]  # prompts never see gold
     fp = fingerprint("eval", {
         "task": ctx.task.fingerprint_config(), "method": method.fingerprint_config(), "model": model_key,
         "k": int(cfg.eval.k), "sampling": samp.__dict__,

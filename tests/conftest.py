@@ -61,9 +61,12 @@ def compose(tmp_path):
 class FakeEngine:
     """Deterministic stand-in for pure-logic tests: answers from a hash of the prompt."""
 
-    def __init__(self, model: str = "fake", answers: tuple[str, ...] = ("Answer: yes", "Answer: no")):
+    #: what a FakeEngine answers unless told otherwise (tests may patch it per task)
+    default_answers: tuple[str, ...] = ("Answer: yes", "Answer: no")
+
+    def __init__(self, model: str = "fake", answers: tuple[str, ...] | None = None):
         self.model = model
-        self.answers = answers
+        self.answers = answers or self.default_answers
         self.calls: list[tuple[int, int]] = []
         self.generated = 0  # tokens generated so far (3 per completion)
 
@@ -104,8 +107,8 @@ def fake_run(compose, fake_engine, monkeypatch, tmp_path):
     """``pipeline.run`` end to end on FakeEngines with a stand-in for TRL training (a model folder
     holding only the training examples): pure pipeline logic, seconds per run.
 
-    ``fake_run(*overrides, run_dir=..., load=None)`` returns ``results``; ``load`` replaces
-    ``task.load`` (e.g. to corrupt gold columns)."""
+    ``fake_run(*overrides, run_dir=..., setup=None)`` returns ``results``; ``setup(ctx)`` runs
+    right after ``pipeline.build`` (e.g. to corrupt gold columns or watch what stages receive)."""
     import json
 
     from s2distill import pipeline
@@ -117,16 +120,15 @@ def fake_run(compose, fake_engine, monkeypatch, tmp_path):
 
     monkeypatch.setattr(sft, "train", fake_train)
 
-    def run(*overrides: str, run_dir: Path | None = None, load=None):
+    def run(*overrides: str, run_dir: Path | None = None, setup=None):
         cfg = compose(*overrides)
         with monkeypatch.context() as m:
-            if load is not None:
+            if setup is not None:
                 real_build = pipeline.build
 
                 def build(cfg, run_dir):
                     ctx = real_build(cfg, run_dir)
-                    real_load = ctx.task.load
-                    ctx.task.load = lambda: load(real_load())
+                    setup(ctx)
                     return ctx
 
                 m.setattr(pipeline, "build", build)

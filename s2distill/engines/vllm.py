@@ -10,7 +10,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
-from s2distill.engines.base import Chat, Completion, Sampling
+from s2distill.engines.base import Chat, Completion, Sampling, derive_seed
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,15 @@ class VLLMEngine:
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
         )
+        if on_cpu:
+            # Per-request seeds (Sampling.seed) need whole-prompt prefills on CPU: when a prompt is
+            # split over steps (chunked prefill), vLLM 0.32 undoes the random draw of the step
+            # that completes no token with ``generator.set_offset(generator.get_offset() - 4)``
+            # (gpu_model_runner._bookkeeping_sync), which only CUDA's Philox generator has; a
+            # seeded request's CPU generator raises "CPU Generator does not use offset". Without
+            # chunking a step takes whole prompts (up to max_num_batched_tokens), so nothing is undone.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(int(max_model_len), 4096)
         if not self.compiled:
             # the torch.compile warm-up costs ~90 s at a cold start on CPU; eager suits short jobs
             kwargs["compilation_config"] = {"mode": 0}
@@ -172,13 +181,21 @@ class VLLMEngine:
 
         if not chats:
             return []
-        params = SamplingParams(
+        opts: dict[str, Any] = dict(
             n=n,
             temperature=sampling.temperature,
             top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
             max_tokens=sampling.max_tokens,
             **sampling.extra,
         )
+        params: SamplingParams | list[SamplingParams] = SamplingParams(**opts)
+        if sampling.seed is not None:
+            # each chat its own random stream (vLLM seeds its n samples seed, seed + 1, ...): the
+            # call's samples no longer depend on the engine's history
+            params = [SamplingParams(**opts, seed=derive_seed(sampling.seed, i)) for i in range(len(chats))]
+        # cached prefixes of earlier calls change which tokens a step computes (and so the
+        # numerics): every call starts from an empty prefix cache, as it would after a restart
+        self.llm.reset_prefix_cache()
         if desc:
             log.info("generating: %s (%d chats x n=%d)", desc, len(chats), n)
         outs = self.llm.chat(chats, params, use_tqdm=self.use_tqdm)

@@ -39,4 +39,4 @@ def test_stage_fingerprints_follow_the_config_that_affects_them(compose, fake_en
     assert gen_t == gen and filt_t != filt  # a filter change reuses the samples
     gen_n, filt_n = fps("generate.n=3")
     assert gen_n != gen and filt_n != filt  # upstream change propagates
-    assert fps("eval.k=3") == (gen, filt)  # evaluation settings do not touch training data
+    assert fps("eval.k=3", "eval.temperature=0.7") == (gen, filt)  # evaluation settings do not touch training data

@@ -226,7 +226,7 @@ def test_majority_at_k_scoring():
     assert m["n"] == 4 and m["acc"] == 0.5
     assert m["abstain_rate"] == 0.25
     assert m["answer_distribution"] == {"18": 1, "<none>": 1, "5": 1, "1000": 1}
-    assert m["balanced_acc"] is None and m["mean_tokens"] == 4
+    assert m["balanced_acc"] is None and m["mean_tokens"] == 3 * 4  # per input: all k=3 samples
     # k=1 scores the single sample
     assert score_arm(t, rows[:1], [traces[0][2:]])["acc"] == 0.0
 

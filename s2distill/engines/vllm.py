@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -15,25 +17,79 @@ from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: ``engine.compile: auto`` compiles when a job is expected to generate at least this many tokens:
-#: measured on 2 CPU cores (bench/compile_cache.py): compiled decoding 240 vs 232 tok/s eager (1.03x) on a
-#: 128 x n=8 job; a compiled start takes 22 s with a warm compile cache, 106 s cold, eager 12-14 s.
-COMPILE_MIN_TOKENS = 100_000
+#: What ``engine.compile: auto`` weighs (``engine.compile_costs`` overrides them), measured on 2 CPU
+#: cores with the bundled model (bench/compile_cache.py, bench/RESULTS.md): eager decoding 232
+#: tokens/s, compiled 240 (1.03x) on a 128 x n=8 job; an engine starts in 14 s eager, 21.5 s
+#: compiled with a warm compile cache and 106 s with a cold one.
+COMPILE_COSTS: dict[str, float] = {
+    "eager_tokens_per_s": 232.0,
+    "speedup": 1.03,
+    "eager_start_s": 14.0,
+    "compiled_start_warm_s": 21.5,
+    "compiled_start_cold_s": 106.0,
+}
 #: see ``__getattr__`` below
 AOT_LOAD_FIX = f"{__name__}.AOTLoadFix"
+#: compiled starts that finished, per ``compile_key``: the compile cache is warm for them
+WARM_LEDGER = "s2distill-warm.json"
 
 
-def use_compile(setting: bool | str, expected_tokens: int | None, min_tokens: int = COMPILE_MIN_TOKENS) -> bool:
-    """Resolve ``engine.compile``: ``true``/``false``, or ``auto`` = compile only when the job is
-    expected to generate at least ``min_tokens`` (small jobs and tests stay eager)."""
+def compile_saving_s(expected_tokens: int, costs: dict[str, float]) -> float:
+    """Decode seconds compiling saves on a job of ``expected_tokens`` generated tokens."""
+    return int(expected_tokens) / float(costs["eager_tokens_per_s"]) * (1 - 1 / float(costs["speedup"]))
+
+
+def compile_start_cost_s(warm: bool, costs: dict[str, float]) -> float:
+    """Extra start seconds a compiled engine costs over an eager one (cache warm or cold)."""
+    start = costs["compiled_start_warm_s"] if warm else costs["compiled_start_cold_s"]
+    return float(start) - float(costs["eager_start_s"])
+
+
+def use_compile(setting: bool | str, expected_tokens: int | None, warm: bool = False,
+                costs: dict[str, float] | None = None) -> bool:
+    """Resolve ``engine.compile``: ``true``/``false``, or ``auto`` = compile only when the decode
+    time it saves on the expected job beats what it adds to the start (``warm``: whether the
+    compile cache already holds this model's artifacts; a cold compile costs ~90 s more here)."""
     if isinstance(setting, bool):
         return setting
     s = str(setting).strip().lower()
     if s == "auto":
-        return expected_tokens is not None and int(expected_tokens) >= int(min_tokens)
+        c = {**COMPILE_COSTS, **(costs or {})}
+        return expected_tokens is not None and compile_saving_s(expected_tokens, c) > compile_start_cost_s(warm, c)
     if s in ("true", "false"):
         return s == "true"
     raise UserError(f"engine.compile must be true, false or auto (got {setting!r})")
+
+
+def compile_key(model: str, dtype: str, max_model_len: int) -> str:
+    """What a compile-cache entry depends on that s2distill varies (plus the library versions)."""
+    import torch
+    import vllm
+
+    return f"{Path(model).resolve() if Path(model).exists() else model}|{dtype}|{max_model_len}|vllm {vllm.__version__}|torch {torch.__version__}"
+
+
+def compile_cache_warm(key: str, cache_dir: Path | None = None) -> bool:
+    """Whether a compiled engine for ``key`` started before and vLLM's cache still holds files."""
+    d = cache_dir or compile_cache_dir()
+    try:
+        ledger = json.loads((d / WARM_LEDGER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return key in ledger and any(p.name != WARM_LEDGER for p in d.iterdir())
+
+
+def mark_compile_cache_warm(key: str, cache_dir: Path | None = None) -> None:
+    d = cache_dir or compile_cache_dir()
+    try:
+        ledger = json.loads((d / WARM_LEDGER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        ledger = {}
+    ledger[key] = time.time()
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{WARM_LEDGER}.{os.getpid()}"
+    tmp.write_text(json.dumps(ledger, indent=1), encoding="utf-8")
+    os.replace(tmp, d / WARM_LEDGER)
 
 
 def compile_cache_dir() -> Path:
@@ -124,7 +180,7 @@ class VLLMEngine:
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.9,
         compile: bool | str = "auto",
-        compile_min_tokens: int = COMPILE_MIN_TOKENS,
+        compile_costs: dict[str, float] | None = None,
         expected_tokens: int | None = None,
         cpu_kvcache_space_gb: int = 2,
         cpu_threads_bind: str | None = None,
@@ -135,9 +191,11 @@ class VLLMEngine:
     ) -> None:
         self.model = model
         self.use_tqdm = use_tqdm
-        self.compiled = use_compile(compile, expected_tokens, compile_min_tokens)
-        log.info("vLLM compile: %s (engine.compile=%s, expected ~%s generated tokens, threshold %d)",
-                 "on" if self.compiled else "off", compile, expected_tokens, compile_min_tokens)
+        key = compile_key(model, dtype, max_model_len)
+        warm = compile_cache_warm(key) if str(compile).strip().lower() == "auto" else False
+        self.compiled = use_compile(compile, expected_tokens, warm, compile_costs)
+        log.info("vLLM compile: %s (engine.compile=%s, expected ~%s generated tokens, compile cache %s)",
+                 "on" if self.compiled else "off", compile, expected_tokens, "warm" if warm else "cold")
         try:
             from vllm.platforms import current_platform
 
@@ -172,6 +230,8 @@ class VLLMEngine:
             kwargs["worker_extension_cls"] = AOT_LOAD_FIX  # reuse compiled artifacts (see above)
         kwargs.update(extra or {})
         self.llm = LLM(**kwargs)
+        if self.compiled:
+            mark_compile_cache_warm(key)  # the next compiled start of this model loads, not compiles
         self._inprocess = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0"
         if self._inprocess:
             VLLMEngine._live_inprocess += 1

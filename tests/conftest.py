@@ -58,6 +58,32 @@ def compose(tmp_path):
     return make
 
 
+def squash(text: str) -> str:
+    """Lower-case letters and digits only: compares an extracted answer with the text it came from."""
+    import re
+
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+class Recording:
+    """Wraps an engine and keeps every call's description and completions (what it really produced)."""
+
+    def __init__(self, engine):
+        self.engine, self.model = engine, engine.model
+        self.calls: list[tuple[str, list]] = []
+
+    def generate(self, chats, n, sampling, desc=""):
+        outs = self.engine.generate(chats, n, sampling, desc)
+        self.calls.append((desc, outs))
+        return outs
+
+    def completions(self, desc: str | None = None) -> list:
+        return [c for d, outs in self.calls if desc in (None, d) for cs in outs for c in cs]
+
+    def tokens(self) -> int:
+        return sum(c.n_tokens for c in self.completions())
+
+
 class FakeEngine:
     """Deterministic stand-in for pure-logic tests: answers from a hash of the prompt."""
 

@@ -123,6 +123,9 @@ def test_user_error_is_one_line_and_leaves_nothing(cli, tmp_path, overrides, msg
 DRIVER = '''
 """Run generate → filter → SFT examples through the real engine and print their hashes."""
 import hashlib, json, logging, os, signal, sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(sys.argv[1]).parent))  # this checkout's s2distill, not an installed one
 from hydra import compose, initialize_config_dir
 
 if __name__ == "__main__":

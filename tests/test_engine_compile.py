@@ -11,6 +11,7 @@ from s2distill.engines.vllm import (
     compile_saving_s,
     compile_start_cost_s,
     mark_compile_cache_warm,
+    resolve_compile,
     use_compile,
 )
 from s2distill.errors import UserError
@@ -58,6 +59,19 @@ def test_warm_ledger(tmp_path):
     assert not compile_cache_warm("m|bf16|1024", d)  # a ledger without vLLM's artifacts: cleared cache
     (d / "abc123").mkdir()
     assert compile_cache_warm("m|bf16|1024", d) and not compile_cache_warm("other|bf16|1024", d)
+
+
+def test_resolve_compile_reads_the_ledger(monkeypatch, tmp_path):
+    import s2distill.engines.vllm as mod
+
+    monkeypatch.setattr(mod, "compile_cache_dir", lambda: tmp_path)
+    job = int(WARM_EVEN) + 1000
+    assert resolve_compile("m", "auto", job, "bfloat16", 1024) == (False, False)
+    mark_compile_cache_warm(mod.compile_key("m", "bfloat16", 1024))
+    (tmp_path / "abc").mkdir()
+    assert resolve_compile("m", "auto", job, "bfloat16", 1024) == (True, True)
+    assert resolve_compile("m", "auto", job, "bfloat16", 2048) == (False, False)  # another config: cold
+    assert resolve_compile("m", False, job, "bfloat16", 1024) == (False, False)
 
 
 def test_default_cell_compiles_only_with_a_warm_cache_small_runs_stay_eager(compose):

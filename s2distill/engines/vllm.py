@@ -61,6 +61,15 @@ def use_compile(setting: bool | str, expected_tokens: int | None, warm: bool = F
     raise UserError(f"engine.compile must be true, false or auto (got {setting!r})")
 
 
+def resolve_compile(model: str, setting: bool | str = "auto", expected_tokens: int | None = None,
+                    dtype: str = "auto", max_model_len: int = 2048,
+                    costs: dict[str, float] | None = None) -> tuple[bool, bool]:
+    """``(compile?, compile cache warm?)`` for an engine on ``model``: what ``VLLMEngine`` does,
+    for callers that must know it before the engine starts (e.g. to fingerprint the mode)."""
+    warm = str(setting).strip().lower() == "auto" and compile_cache_warm(compile_key(model, dtype, max_model_len))
+    return use_compile(setting, expected_tokens, warm, costs), warm
+
+
 def compile_key(model: str, dtype: str, max_model_len: int) -> str:
     """What a compile-cache entry depends on that s2distill varies (plus the library versions)."""
     import torch
@@ -191,9 +200,7 @@ class VLLMEngine:
     ) -> None:
         self.model = model
         self.use_tqdm = use_tqdm
-        key = compile_key(model, dtype, max_model_len)
-        warm = compile_cache_warm(key) if str(compile).strip().lower() == "auto" else False
-        self.compiled = use_compile(compile, expected_tokens, warm, compile_costs)
+        self.compiled, warm = resolve_compile(model, compile, expected_tokens, dtype, max_model_len, compile_costs)
         log.info("vLLM compile: %s (engine.compile=%s, expected ~%s generated tokens, compile cache %s)",
                  "on" if self.compiled else "off", compile, expected_tokens, "warm" if warm else "cold")
         try:
@@ -231,7 +238,7 @@ class VLLMEngine:
         kwargs.update(extra or {})
         self.llm = LLM(**kwargs)
         if self.compiled:
-            mark_compile_cache_warm(key)  # the next compiled start of this model loads, not compiles
+            mark_compile_cache_warm(compile_key(model, dtype, max_model_len))  # the next compiled start of this model loads, not compiles
         self._inprocess = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0"
         if self._inprocess:
             VLLMEngine._live_inprocess += 1

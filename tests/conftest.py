@@ -58,11 +58,15 @@ def compose(tmp_path):
     return make
 
 
-def squash(text: str) -> str:
-    """Lower-case letters and digits only: compares an extracted answer with the text it came from."""
+def answer_in_text(answer: str, text: str) -> bool:
+    """Whether an extracted answer was written in ``text``: its letters and digits appear there in
+    one run ("n, y, e, a" → "nyea"), or every one of its words does (answers lose articles and
+    apostrophes: "I'll" → "ill")."""
     import re
 
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    squash = lambda t: re.sub(r"[^a-z0-9]", "", t.lower())  # noqa: E731
+    words = lambda t: set(re.findall(r"[a-z0-9]+", re.sub(r"['’]", "", t.lower())))  # noqa: E731
+    return squash(answer) in squash(text) or words(answer) <= words(text)
 
 
 class Recording:

@@ -10,7 +10,7 @@ from s2distill.engines.base import Completion, Sampling
 from s2distill.methods import METHODS
 from s2distill.methods.s2a import EMPTY, PARSED, WHOLE, parse_rewrite
 from s2distill.tasks import TASKS
-from tests.conftest import Recording, squash
+from tests.conftest import Recording, answer_in_text
 
 CTX = "Unbiased text context (includes all content except user's bias):"
 QST = "Question/Task (does not include user bias/preference):"
@@ -107,7 +107,7 @@ def test_s2a_real_engine(vllm_engine):
         assert 0 < t.steps["rewrite_tokens"] <= 48 and t.steps["answer_tokens"] <= 32
         # the trace's text is the answer step's own completion (not the rewrite), or empty
         assert t.text in answers if t.steps["parse"] != EMPTY else t.text == ""
-        assert t.answer is None or squash(t.answer) in squash(t.text)
+        assert t.answer is None or answer_in_text(t.answer, t.text)
 
 
 @pytest.mark.slow

@@ -23,7 +23,8 @@ def predict(traces: list[Trace]) -> str | None:
 def score_arm(
     task: Task, rows: list[dict[str, Any]], traces: list[list[Trace]], perturbed: list[list[Trace]] | None = None
 ) -> dict[str, Any]:
-    """Accuracy with a 95% CI, balanced accuracy, answer distribution and token cost.
+    """Accuracy with a 95% CI, balanced accuracy, answer distribution and token cost
+    (``mean_tokens``: generated tokens per test input, summed over its k samples).
 
     With ``perturbed`` (the arm's traces on ``task.perturbation()``'s rows) also how often the
     answer changes under the perturbation (see ``consistency``).
@@ -32,7 +33,8 @@ def score_arm(
     correct = [task.is_correct(p, r) for p, r in zip(preds, rows)]
     n, k = len(rows), sum(correct)
     lo, hi = wilson_ci(k, n)
-    tokens = [sum(t.tokens for t in ts) / len(ts) for ts in traces]
+    # an input's cost is all k samples it took (majority@k pays for every one of them)
+    tokens = [sum(t.tokens for t in ts) for ts in traces]
     out: dict[str, Any] = {
         "n": n,
         "acc": k / n if n else float("nan"),

@@ -1,23 +1,38 @@
-"""Pure metric functions: accuracy with a Wilson CI, balanced accuracy, answer distributions."""
+"""Pure metric functions: accuracy with a Wilson CI, McNemar's paired test, balanced accuracy,
+answer distributions. Statistics come from ``statsmodels``; this module is the one place the
+project calls it from."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
+
+from statsmodels.stats.contingency_tables import mcnemar as _mcnemar
+from statsmodels.stats.proportion import proportion_confint
 
 NONE = "<none>"  # how an abstention (no parseable answer) shows in a distribution
 
 
-def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for ``k`` successes out of ``n`` (well-behaved at 0 and n)."""
+def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """``1 - alpha`` Wilson score interval for ``k`` successes out of ``n`` (well-behaved at 0
+    and n); ``(0, 0)`` for ``n == 0``."""
     if n == 0:
         return (0.0, 0.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo, hi = proportion_confint(k, n, alpha=alpha, method="wilson")
+    return (max(0.0, float(lo)), min(1.0, float(hi)))
+
+
+def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float:
+    """Exact (binomial) McNemar p-value that arms A and B, scored on the SAME inputs, are equally
+    accurate. Only the discordant inputs (one right, the other wrong) count; no discordant input
+    gives p = 1."""
+    if len(a_correct) != len(b_correct):
+        raise ValueError(f"paired samples differ in length ({len(a_correct)} vs {len(b_correct)})")
+    pairs = Counter((bool(a), bool(b)) for a, b in zip(a_correct, b_correct))
+    table = [[pairs[True, True], pairs[True, False]], [pairs[False, True], pairs[False, False]]]
+    if table[0][1] + table[1][0] == 0:
+        return 1.0
+    return float(_mcnemar(table, exact=True).pvalue)
 
 
 def distribution(answers: Sequence[str | None], top: int | None = None) -> dict[str, int]:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from s2distill import launch
 from s2distill.artifacts import Store, atomic_write_text, fingerprint
-from s2distill.engines import AdapterEngine, EnginePool, Sampling
+from s2distill.engines import AdapterEngine, EnginePool, Sampling, derive_seed
 from s2distill.errors import UserError
 from s2distill.evaluate import score_arm
 from s2distill.filters import FILTERS, Decision, Filter, FilterTools
@@ -29,6 +29,7 @@ from s2distill.metrics import distribution, majority_baseline
 from s2distill.models import ResolvedModel, check_chat_template, resolve
 from s2distill.sft_data import fit, sft_examples
 from s2distill.tasks import TASKS, Task
+from s2distill.tasks.base import GOLD_COLUMNS
 from s2distill.train import INFO_FILE, precision_warning
 from s2distill.validate import check_config
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ARMS = ("system1", "system2", "distilled")
 #: engine options that do not change what the engine generates (left out of fingerprints)
-COSMETIC_ENGINE_KEYS = ("use_tqdm", "expected_tokens", "compile_min_tokens", "compile")
+COSMETIC_ENGINE_KEYS = ("use_tqdm", "expected_tokens", "compile_costs", "compile")
 #: what the base model's engine generates (sizes ``engine.compile: auto``)
 BASE_JOBS = ("generate", "system1", "system2")
 
@@ -54,6 +55,8 @@ class Context:
     engines: EnginePool
     train_cfg: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: generated tokens per sampled stage (``sample_traces``), cached stages included
+    tokens: dict[str, int] = field(default_factory=dict)
 
     @property
     def adapter(self) -> bool:
@@ -77,11 +80,13 @@ class Context:
         template options. Part of every sampled stage's fingerprint."""
         e = {k: v for k, v in self.engines.cfg.items() if k not in COSMETIC_ENGINE_KEYS}
         if e.get("name", "vllm") == "vllm":
-            from s2distill.engines.vllm import COMPILE_MIN_TOKENS, use_compile
+            from s2distill.engines.vllm import resolve_compile
 
-            e["compiled"] = use_compile(self.engines.cfg.get("compile", "auto"),
-                                        expected_tokens(self.cfg, self.task, self.method, jobs),
-                                        self.engines.cfg.get("compile_min_tokens", COMPILE_MIN_TOKENS))
+            c = self.engines.cfg
+            e["compiled"] = resolve_compile(self.model.path, c.get("compile", "auto"),
+                                            expected_tokens(self.cfg, self.task, self.method, jobs),
+                                            c.get("dtype", "auto"), c.get("max_model_len", 2048),
+                                            c.get("compile_costs"))[0]
         return e
 
     @contextmanager
@@ -110,6 +115,9 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         raise UserError(f"generate.batch_size must be >= 1 (got {cfg.generate.batch_size})")
     if int(cfg.eval.k) < 1:
         raise UserError(f"eval.k must be >= 1 (got {cfg.eval.k})")
+    if int(cfg.eval.k) > 1 and float(cfg.eval.temperature) == 0:
+        raise UserError(f"eval.k={cfg.eval.k} with eval.temperature=0 votes over {cfg.eval.k} identical greedy "
+                        "copies: set eval.temperature > 0 or eval.k=1")
     if cfg.engine.name not in ("vllm", "hf"):
         raise UserError(f"unknown engine {cfg.engine.name!r} (known: hf, vllm)")
     train_cfg = OmegaConf.to_container(cfg.train, resolve=True)
@@ -174,10 +182,16 @@ def sample_traces(
     adapter: str | None = None,
 ) -> list[list[Trace]]:
     """Run ``method`` on ``rows`` in resumable batches; one engine call per step per batch
-    (through the LoRA ``adapter`` on top of ``model``, if given)."""
+    (through the LoRA ``adapter`` on top of ``model``, if given).
+
+    Batch ``b`` is sampled with the seed ``derive_seed(engine seed, stage, b)``: its samples do
+    not depend on what the engine generated before, so a killed run that resumes regenerates
+    exactly the samples an uninterrupted run would have.
+    """
     cached = ctx.store.load_records(stage, fp)
     if cached is None:
         done = ctx.store.load_batches(stage, fp)
+        seed = ctx.cfg.engine.get("seed", ctx.cfg.seed)
         bs = int(ctx.cfg.generate.batch_size)
         starts = list(range(0, len(rows), bs))
         if done:
@@ -187,13 +201,16 @@ def sample_traces(
             if [rec["id"] for rec in done.get(b, [])] == [r["id"] for r in batch]:
                 continue  # finished by an earlier run (same rows: batch_size may have changed)
             engine = ctx.engines.get(model)
-            traces = method.run(batch, ctx.task, AdapterEngine(engine, adapter) if adapter else engine, n, samp)
+            traces = method.run(batch, ctx.task, AdapterEngine(engine, adapter) if adapter else engine, n,
+                                samp.replace(seed=derive_seed(seed, stage, b)))
             done[b] = [{"id": r["id"], "traces": [t.to_dict() for t in ts]} for r, ts in zip(batch, traces)]
             ctx.store.append_batch(stage, fp, b, done[b])
         cached = [rec for b in range(len(starts)) for rec in done[b]]
         ctx.store.save_records(stage, fp, cached, {"n_rows": len(rows), "model": model})
     by_id = {rec["id"]: rec["traces"] for rec in cached}
-    return [[Trace(**t) for t in by_id[r["id"]]] for r in rows]
+    out = [[Trace(**t) for t in by_id[r["id"]]] for r in rows]
+    ctx.tokens[stage] = sum(t.tokens for ts in out for t in ts)
+    return out
 
 
 def generate(ctx: Context, rows: list[dict[str, Any]]) -> tuple[list[list[Trace]], str]:
@@ -291,7 +308,7 @@ def evaluate(
     adapter = str(model_dir) if model_dir and ctx.adapter else None
     model_path = str(model_dir) if model_dir and not adapter else ctx.model.path
     samp = sampling(cfg, "eval")
-    inputs = [{k: v for k, v in r.items() if k not in ("gold",)} for r in rows]
+    inputs = [{k: v for k, v in r.items() if k not in GOLD_COLUMNS} for r in rows]  # prompts never see gold
     fp = fingerprint("eval", {
         "task": ctx.task.fingerprint_config(), "method": method.fingerprint_config(), "model": model_key,
         "k": int(cfg.eval.k), "sampling": samp.__dict__,
@@ -321,6 +338,11 @@ def summarize(
     cfg = ctx.cfg
     kept = [d for d in decisions if d.kept]
     golds = [r["gold"] for r in test_rows]
+    # the System-2 side's cost on the training inputs: its samples, any resampled variant (swap's
+    # A/B-swapped generation, stage generate_<tag>) and what the filter generated itself (USC's
+    # selection calls, Decision.tokens)
+    gen_tokens = {s: t for s, t in ctx.tokens.items() if s == "generate" or s.startswith("generate_")}
+    gen_tokens["filter"] = sum(d.tokens for d in decisions)
     return {
         "task": ctx.task.name,
         "method": ctx.method.name,
@@ -334,6 +356,8 @@ def summarize(
         "n_samples": int(cfg.generate.n),
         "eval_k": int(cfg.eval.k),
         "n_kept": len(kept),
+        "generate_tokens": sum(gen_tokens.values()),
+        "generate_tokens_by_stage": gen_tokens,
         "kept_label_distribution": distribution([d.answer for d in kept], top=None if ctx.task.labels else 10),
         "filter_reasons": distribution([d.reason for d in decisions]),
         "test_label_distribution": distribution(golds, top=None if ctx.task.labels else 10),

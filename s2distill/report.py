@@ -4,12 +4,18 @@ One row per task x method (plus any config that differs between runs, e.g. the f
 System 1 / System 2 / distilled accuracy with 95% CI and mean generated tokens per test input,
 the majority-class baseline, and how many training inputs the filter kept. ``--save`` also writes
 the full DataFrame (every column of ``s2distill.results``) as ``results.parquet`` / ``results.csv``.
+
+``--update-readme`` regenerates every table of README.md that sits between the marker comments
+``<!-- report: SOURCE ... -->`` and ``<!-- /report -->`` from SOURCE (a results directory, read
+recursively, or a glob such as ``experiments/results/*.json``, relative to the repository);
+``--check-readme`` exits 1 when one differs. README tables are never edited by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -47,11 +53,61 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+REPO = Path(__file__).resolve().parents[1]
+#: a generated README table: the opening marker names its source, the closing one ends it
+BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)[^\n]*-->\n)(?P<body>.*?)(?P<close><!-- /report -->)", re.S)
+
+
+def collect_source(src: str, root: Path = REPO) -> pd.DataFrame:
+    """The runs of one README source: a directory (recursive) or a glob of result files."""
+    paths = sorted(root.glob(src)) if any(ch in src for ch in "*?[") else [root / src]
+    frames = [results.collect(p) for p in paths]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        raise UserError(f"no results under {src}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def update_readme(text: str, root: Path = REPO) -> str:
+    """``text`` (a README) with every generated table rebuilt from its source."""
+    def table(m: re.Match[str]) -> str:
+        return f"{m['open']}\n{markdown(collect_source(m['src'], root))}\n\n{m['close']}"
+
+    return BLOCK.sub(table, text)
+
+
+def readme_main(path: Path, write: bool) -> int:
+    text = path.read_text(encoding="utf-8")
+    new = update_readme(text, path.parent)
+    n = len(BLOCK.findall(text))
+    if new == text:
+        print(f"{path}: {n} generated table(s) up to date")
+        return 0
+    if write:
+        path.write_text(new, encoding="utf-8")
+        print(f"{path}: {n} generated table(s) rewritten")
+        return 0
+    print(f"{path}: generated tables differ from the committed results; run python -m s2distill.report "
+          "--update-readme", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s2distill.report", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, help="a sweep directory, outputs/ or experiments/results/")
+    parser.add_argument("dir", type=Path, nargs="?", help="a sweep directory, outputs/ or experiments/results/")
     parser.add_argument("--save", action="store_true", help="also write <dir>/results.parquet and results.csv")
+    parser.add_argument("--update-readme", action="store_true", help="regenerate README.md's result tables")
+    parser.add_argument("--check-readme", action="store_true", help="exit 1 if README.md's tables are stale")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.update_readme or args.check_readme:
+        try:
+            return readme_main(args.readme, write=args.update_readme)
+        except UserError as e:
+            print(f"s2distill.report: error: {e}", file=sys.stderr)
+            return 2
+    if args.dir is None:
+        parser.error("a results directory is required (or --update-readme / --check-readme)")
     try:
         df = results.collect(args.dir)
         if df.empty:

@@ -12,8 +12,9 @@
   distributions as JSON strings. An arm that is null (nothing kept, no distilled model) gets NaN;
 * costs: ``n_kept``, ``kept_frac``, ``majority_baseline``, ``time_<stage>_s`` and ``time_total_s``
   (wall time of the stages *this run computed*; a stage loaded from the cache costs ~0 s),
-  ``engine_starts``, ``computed``, ``generate_tokens`` (System-2 tokens generated on the training
-  inputs, read from the run's ``artifacts/generate.jsonl`` when it is there);
+  ``engine_starts``, ``computed``, ``generate_tokens`` (the System-2 side's generated tokens on the
+  training inputs: its samples, resampled variants and the filter's own calls such as USC's
+  selections; from ``results.json``, or for older runs counted from the run's ``artifacts/``);
 * ``path`` (of the results.json), ``run`` (its folder relative to ``root``), ``mtime`` and
   ``config_id`` (a hash of the config without ``paths``: equal ids are reruns of one experiment).
 """
@@ -82,7 +83,8 @@ def collect(root: str | Path) -> pd.DataFrame:
         row = flatten(record)
         run_dir = path.parent
         named = path.name == "results.json"
-        row["generate_tokens"] = generate_tokens(run_dir / "artifacts" / "generate.jsonl") if named else math.nan
+        if "generate_tokens" not in record:  # written by older versions: count the run's artifacts
+            row["generate_tokens"] = generate_tokens(run_dir / "artifacts") if named else math.nan
         row["path"] = str(path.resolve())
         run = run_dir if named else path.with_suffix("")
         row["run"] = str(run.relative_to(root)) if root.is_dir() else run.name
@@ -146,20 +148,28 @@ def config_id(r: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def generate_tokens(path: Path) -> float:
-    """Total tokens of all System-2 samples in a run's ``generate.jsonl`` copy (NaN if absent)."""
-    if not path.is_file():
+def generate_tokens(artifacts: Path) -> float:
+    """The System-2 side's generated tokens on the training inputs, counted from a run's
+    ``artifacts/`` copies: every sample in ``generate.jsonl`` and its variants
+    (``generate_<tag>.jsonl``, e.g. swap's resampling) plus the filter's own calls
+    (``filter.jsonl``'s ``tokens``, e.g. USC's selections). NaN without ``generate.jsonl``."""
+    if not (artifacts / "generate.jsonl").is_file():
         return math.nan
     total = 0
     try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    total += sum(int(t.get("tokens") or 0) for t in json.loads(line).get("traces", []))
+        for path in sorted(artifacts.glob("generate*.jsonl")):
+            for rec in read_lines(path):
+                total += sum(int(t.get("tokens") or 0) for t in rec.get("traces", []))
+        if (artifacts / "filter.jsonl").is_file():
+            total += sum(int(rec.get("tokens") or 0) for rec in read_lines(artifacts / "filter.jsonl"))
     except (OSError, ValueError, AttributeError) as e:
-        log.warning("cannot count tokens in %s: %s", path, e)
+        log.warning("cannot count tokens in %s: %s", artifacts, e)
         return math.nan
     return float(total)
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # -- saving -----------------------------------------------------------------------------------------

@@ -58,13 +58,47 @@ def compose(tmp_path):
     return make
 
 
+def answer_in_text(answer: str, text: str) -> bool:
+    """Whether an extracted answer was written in ``text``: its letters and digits appear there in
+    one run ("n, y, e, a" → "nyea"), or every one of its words does (answers lose articles and
+    apostrophes: "I'll" → "ill")."""
+    import re
+
+    squash = lambda t: re.sub(r"[^a-z0-9]", "", t.lower())  # noqa: E731
+    words = lambda t: set(re.findall(r"[a-z0-9]+", re.sub(r"['’]", "", t.lower())))  # noqa: E731
+    return squash(answer) in squash(text) or words(answer) <= words(text)
+
+
+class Recording:
+    """Wraps an engine and keeps every call's description and completions (what it really produced)."""
+
+    def __init__(self, engine):
+        self.engine, self.model = engine, engine.model
+        self.calls: list[tuple[str, list]] = []
+
+    def generate(self, chats, n, sampling, desc=""):
+        outs = self.engine.generate(chats, n, sampling, desc)
+        self.calls.append((desc, outs))
+        return outs
+
+    def completions(self, desc: str | None = None) -> list:
+        return [c for d, outs in self.calls if desc in (None, d) for cs in outs for c in cs]
+
+    def tokens(self) -> int:
+        return sum(c.n_tokens for c in self.completions())
+
+
 class FakeEngine:
     """Deterministic stand-in for pure-logic tests: answers from a hash of the prompt."""
 
-    def __init__(self, model: str = "fake", answers: tuple[str, ...] = ("Answer: yes", "Answer: no")):
+    #: what a FakeEngine answers unless told otherwise (tests may patch it per task)
+    default_answers: tuple[str, ...] = ("Answer: yes", "Answer: no")
+
+    def __init__(self, model: str = "fake", answers: tuple[str, ...] | None = None):
         self.model = model
-        self.answers = answers
+        self.answers = answers or self.default_answers
         self.calls: list[tuple[int, int]] = []
+        self.generated = 0  # tokens generated so far (3 per completion)
 
     def generate(self, chats, n, sampling, desc=""):
         import hashlib
@@ -72,6 +106,7 @@ class FakeEngine:
         from s2distill.engines.base import Completion
 
         self.calls.append((len(chats), n))
+        self.generated += 3 * len(chats) * n
         out = []
         for c in chats:
             h = int(hashlib.sha256(c[-1]["content"].encode()).hexdigest(), 16)
@@ -128,3 +163,41 @@ def make_tiny_model(bundled_path: str, out: Path, strip_tokens: tuple[str, ...] 
 @pytest.fixture(scope="session")
 def tiny_model(bundled_model, tmp_path_factory) -> Path:
     return make_tiny_model(bundled_model.path, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture
+def fake_run(compose, fake_engine, monkeypatch, tmp_path):
+    """``pipeline.run`` end to end on FakeEngines with a stand-in for TRL training (a model folder
+    holding only the training examples): pure pipeline logic, seconds per run.
+
+    ``fake_run(*overrides, run_dir=..., setup=None)`` returns ``results``; ``setup(ctx)`` runs
+    right after ``pipeline.build`` (e.g. to corrupt gold columns or watch what stages receive)."""
+    import json
+
+    from s2distill import pipeline
+    from s2distill import train as sft
+
+    def fake_train(examples, base_model, cfg, out_dir, work_dir=None):
+        (Path(out_dir) / "examples.json").write_text(json.dumps(examples, sort_keys=True))
+        (Path(out_dir) / "config.json").write_text("{}")
+        info = {"n_examples": len(examples), "world_size": 1}
+        (Path(out_dir) / sft.INFO_FILE).write_text(json.dumps(info))
+        return info
+
+    monkeypatch.setattr(sft, "train", fake_train)
+
+    def run(*overrides: str, run_dir: Path | None = None, setup=None):
+        cfg = compose(*overrides)
+        with monkeypatch.context() as m:
+            if setup is not None:
+                real_build = pipeline.build
+
+                def build(cfg, run_dir):
+                    ctx = real_build(cfg, run_dir)
+                    setup(ctx)
+                    return ctx
+
+                m.setattr(pipeline, "build", build)
+            return pipeline.run(cfg, run_dir or tmp_path / "run")
+
+    return run

@@ -15,6 +15,7 @@ from s2distill.errors import UserError
         ("filter.threshold=1.5", "threshold must be in"),
         ("filter.threshold=0", "threshold must be in"),
         ("eval.k=0", "eval.k must be >= 1"),
+        ("eval.k=3", "eval.k=3 with eval.temperature=0 votes over 3 identical greedy copies"),
         ("task.n_test=0", "n_test must be >= 1"),
         ("engine.name=tgi", "unknown engine"),
         ("model.name_or_path=/nonexistent/model", "not found"),

@@ -12,7 +12,7 @@ from s2distill import pipeline
 from s2distill.errors import UserError
 from s2distill.evaluate import score_arm
 from s2distill.methods.base import Trace
-from s2distill.tasks.base import bundled_path
+from s2distill.tasks.base import bundled_path, to_dataset
 from s2distill.tasks.llm_judge import LLMJudge, extract_verdict, swap_row, unswap
 
 
@@ -135,7 +135,45 @@ def test_agreement_with_and_without_human_ties():
     rows = [{"gold": g} for g in ("A", "B", "tie", "A")]
     m = task.extra_metrics(["A", "tie", "tie", None], rows)
     assert m["agreement"] == 0.5  # A and the tie match
-    assert m["agreement_non_tie"] == 1 / 3 and m["n_non_tie"] == 3  # a tie verdict on a human winner is wrong
+    # MT-bench's "without tie": human ties AND tie verdicts leave the count; an abstention stays (wrong)
+    assert m["agreement_non_tie"] == 1 / 2 and m["n_non_tie"] == 2
+
+
+def test_agreement_counts_each_annotators_vote():
+    task = LLMJudge(n_train=4, n_test=4)
+    rows = [{"gold": "A", "human_votes": ["A", "A", "B"]}, {"gold": "tie", "human_votes": ["tie", "B"]}]
+    m = task.extra_metrics(["A", "B"], rows)
+    assert m["n_votes"] == 5 and m["agreement"] == 3 / 5  # A,A of row 1 and B of row 2
+    assert m["n_non_tie"] == 4 and m["agreement_non_tie"] == 3 / 4  # row 2's human tie dropped
+
+
+def _vote(qid, model_a, model_b, winner, judge, turn=1):
+    conv = lambda m: [{"role": "user", "content": f"q{qid}"}, {"role": "assistant", "content": f"{m} says"}]  # noqa: E731
+    return {"question_id": qid, "model_a": model_a, "model_b": model_b, "winner": winner, "judge": judge,
+            "turn": turn, "conversation_a": conv(model_a), "conversation_b": conv(model_b)}
+
+
+def test_mt_bench_pairs_aggregates_annotators(monkeypatch):
+    from s2distill.tasks import llm_judge
+
+    votes = [
+        _vote(81, "gpt-4", "llama", "model_a", "expert_1"),
+        _vote(81, "llama", "gpt-4", "model_b", "expert_2"),  # same pair, models swapped: also gpt-4
+        _vote(81, "gpt-4", "llama", "tie (bothbad)", "author_3"),
+        _vote(81, "gpt-4", "llama", "model_b", "expert_4", turn=2),  # second turn: not used
+        _vote(82, "gpt-4", "llama", "model_a", "expert_1"),
+        _vote(82, "gpt-4", "llama", "model_b", "expert_2"),  # 1 vs 1: plurality tied → gold tie
+        _vote(82, "alpaca", "llama", "tie", "expert_3"),  # another pair of the same question
+    ]
+    monkeypatch.setattr(llm_judge, "hub_dataset", lambda name, split: votes)
+    pairs = llm_judge.mt_bench_pairs(llm_judge.HUB_DEFAULTS)
+    assert len(pairs) == 3  # one row per (question, model pair), not per vote
+    p81, p82, p82b = pairs
+    assert (p81["response_a"], p81["response_b"]) == ("gpt-4 says", "llama says")
+    assert p81["human_votes"] == ["A", "A", "tie"] and p81["gold"] == "A"
+    assert p82["human_votes"] == ["A", "B"] and p82["gold"] == "tie"
+    assert p82b["human_votes"] == ["tie"] and p82b["gold"] == "tie"
+    assert "human_votes" not in LLMJudge(n_train=1, n_test=2).unlabeled(to_dataset(pairs, "test")).column_names
 
 
 def _traces(answers):

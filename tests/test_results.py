@@ -57,6 +57,13 @@ def runs_dir(tmp_path: Path) -> Path:
     (root / "1_last_letter_system1" / "artifacts" / "generate.jsonl").write_text(
         json.dumps({"id": "a", "traces": [{"tokens": 3}, {"tokens": 4}]}) + "\n"
         + json.dumps({"id": "b", "traces": [{"tokens": 5}]}) + "\n")
+    # swap's resampled variant and the filter's own generation (USC's selection calls) count too
+    (root / "1_last_letter_system1" / "artifacts" / "generate_swap_ab.jsonl").write_text(
+        json.dumps({"id": "a", "traces": [{"tokens": 100}]}) + "\n")
+    (root / "1_last_letter_system1" / "artifacts" / "filter.jsonl").write_text(
+        json.dumps({"id": "a", "kept": True, "tokens": 1000}) + "\n" + json.dumps({"id": "b", "tokens": 0}) + "\n")
+    (root / "1_last_letter_system1" / "artifacts" / "eval_system1.jsonl").write_text(  # not training-side
+        json.dumps({"id": "t", "traces": [{"tokens": 10000}]}) + "\n")
     write(root / "broken" / "results.json", "{not json")  # skipped with a warning
     write(root / "notes.json", {"comment": "not a run"})  # other JSON: ignored
     write(root / ".submitit" / "x" / "results.json", record("coin_flip", "cot", 1, None))  # hidden: ignored
@@ -83,9 +90,18 @@ def test_collect_flattens_config_metrics_and_costs(runs_dir: Path) -> None:
     # the null arm: NaN metrics, flagged absent; tokens counted from the run's generate.jsonl copy
     s1 = df[df.method == "system1"].iloc[0]
     assert not s1.distilled_present and math.isnan(s1.distilled_acc) and math.isnan(s1.distilled_mean_tokens)
-    assert s1.generate_tokens == 12 and math.isnan(rar.generate_tokens)
+    assert s1.generate_tokens == 12 + 100 + 1000 and math.isnan(rar.generate_tokens)
     # reruns of one config share config_id; different configs do not
     assert df[df.method == "rar"].config_id.nunique() == 1 and df.config_id.nunique() == 2
+
+
+def test_generate_tokens_from_results_json_wins(tmp_path: Path) -> None:
+    r = record("coin_flip", "rar", 1, None)
+    r["generate_tokens"] = 321  # what pipeline.summarize writes (samples + variants + filter calls)
+    write(tmp_path / "run" / "results.json", r)
+    (tmp_path / "run" / "artifacts").mkdir()
+    (tmp_path / "run" / "artifacts" / "generate.jsonl").write_text(json.dumps({"id": "a", "traces": [{"tokens": 3}]}))
+    assert results.collect(tmp_path).generate_tokens.iloc[0] == 321
 
 
 def test_renamed_result_files_count(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from s2distill.engines.base import Completion, Sampling
 from s2distill.methods import METHODS
 from s2distill.methods.s2a import EMPTY, PARSED, WHOLE, parse_rewrite
 from s2distill.tasks import TASKS
+from tests.conftest import Recording, answer_in_text
 
 CTX = "Unbiased text context (includes all content except user's bias):"
 QST = "Question/Task (does not include user bias/preference):"
@@ -75,7 +76,8 @@ def test_run_data_flow_tokens_and_paths():
     assert [t.steps["parse"] for t in flat] == [PARSED, EMPTY, WHOLE, PARSED]
     assert [t.answer for t in flat] == ["reply 0", None, "reply 1", "reply 2"]
     assert [t.tokens for t in flat] == [12, 7, 12, 12]  # rewrite + answer tokens
-    assert all(t.tokens == t.steps["rewrite_tokens"] + t.steps["answer_tokens"] for t in flat)
+    # the per-step counts are the engine's own (Scripted: 7 per rewrite, 5 per answer; none asked)
+    assert [(t.steps["rewrite_tokens"], t.steps["answer_tokens"]) for t in flat] == [(7, 5), (7, 0), (7, 5), (7, 5)]
     assert flat[1].text == "" and flat[0].text == "Answer: reply 0"
 
 
@@ -93,14 +95,19 @@ def test_s2a_real_engine(vllm_engine):
     task = TASKS.get("biased_qa")(n_train=3, n_test=4, seed=0)
     rows = task.unlabeled(task.load()["train"]).to_list()[:2]
     method = METHODS.get("s2a")(max_tokens={"rewrite": 48, "answer": 32})
-    traces = method.run(rows, task, vllm_engine, 2, Sampling(temperature=0.8, top_p=0.95))
+    engine = Recording(vllm_engine)
+    traces = method.run(rows, task, engine, 2, Sampling(temperature=0.8, top_p=0.95))
     assert [len(ts) for ts in traces] == [2, 2]
-    for t in (t for ts in traces for t in ts):
+    flat = [t for ts in traces for t in ts]
+    # every token the engine generated is in exactly one trace (counted by the engine, not by s2a)
+    assert sum(t.tokens for t in flat) == engine.tokens()
+    answers = [c.text for c in engine.completions("s2a: answer")]
+    for t in flat:
         assert t.steps["parse"] in (PARSED, WHOLE, EMPTY)
         assert 0 < t.steps["rewrite_tokens"] <= 48 and t.steps["answer_tokens"] <= 32
-        assert t.tokens == t.steps["rewrite_tokens"] + t.steps["answer_tokens"]
-        assert t.answer == task.extract(t.text)
-        assert t.steps["parse"] == EMPTY or (t.text.strip() and t.steps["answer_tokens"] > 0)
+        # the trace's text is the answer step's own completion (not the rewrite), or empty
+        assert t.text in answers if t.steps["parse"] != EMPTY else t.text == ""
+        assert t.answer is None or answer_in_text(t.answer, t.text)
 
 
 @pytest.mark.slow

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from s2distill.engines.base import Chat, Completion, Engine, Sampling, user
+from s2distill.engines.base import Chat, Completion, Engine, Sampling, derive_seed, user
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AdapterEngine", "Chat", "Completion", "Engine", "EnginePool", "Sampling", "make_engine", "user"]
+__all__ = ["AdapterEngine", "Chat", "Completion", "Engine", "EnginePool", "Sampling", "derive_seed", "make_engine",
+           "user"]
 
 
 def make_engine(model: str, cfg: dict[str, Any]) -> Engine:

@@ -52,6 +52,8 @@ class HFEngine:
             raise UserError("the hf engine does not serve LoRA adapters (train.merge=true, or engine=vllm)")
         prompts = [self.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True,
                                                 **self.chat_template_kwargs) for c in chats]
+        if getattr(sampling, "seed", None) is not None:
+            torch.manual_seed(sampling.seed)  # this call's samples depend on its seed alone
         out: list[list[Completion]] = []
         bar = tqdm(total=len(prompts), desc=desc or "hf generate", disable=not self.use_tqdm)
         for start in range(0, len(prompts), self.batch_size):

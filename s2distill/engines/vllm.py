@@ -3,37 +3,102 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
-from s2distill.engines.base import Chat, Completion, Sampling
+from s2distill.engines.base import Chat, Completion, Sampling, derive_seed
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: ``engine.compile: auto`` compiles when a job is expected to generate at least this many tokens:
-#: measured on 2 CPU cores (bench/compile_cache.py): compiled decoding 240 vs 232 tok/s eager (1.03x) on a
-#: 128 x n=8 job; a compiled start takes 22 s with a warm compile cache, 106 s cold, eager 12-14 s.
-COMPILE_MIN_TOKENS = 100_000
+#: What ``engine.compile: auto`` weighs (``engine.compile_costs`` overrides them), measured on 2 CPU
+#: cores with the bundled model (bench/compile_cache.py, bench/RESULTS.md): eager decoding 232
+#: tokens/s, compiled 240 (1.03x) on a 128 x n=8 job; an engine starts in 14 s eager, 21.5 s
+#: compiled with a warm compile cache and 106 s with a cold one.
+COMPILE_COSTS: dict[str, float] = {
+    "eager_tokens_per_s": 232.0,
+    "speedup": 1.03,
+    "eager_start_s": 14.0,
+    "compiled_start_warm_s": 21.5,
+    "compiled_start_cold_s": 106.0,
+}
 #: see ``__getattr__`` below
 AOT_LOAD_FIX = f"{__name__}.AOTLoadFix"
+#: compiled starts that finished, per ``compile_key``: the compile cache is warm for them
+WARM_LEDGER = "s2distill-warm.json"
 
 
-def use_compile(setting: bool | str, expected_tokens: int | None, min_tokens: int = COMPILE_MIN_TOKENS) -> bool:
-    """Resolve ``engine.compile``: ``true``/``false``, or ``auto`` = compile only when the job is
-    expected to generate at least ``min_tokens`` (small jobs and tests stay eager)."""
+def compile_saving_s(expected_tokens: int, costs: dict[str, float]) -> float:
+    """Decode seconds compiling saves on a job of ``expected_tokens`` generated tokens."""
+    return int(expected_tokens) / float(costs["eager_tokens_per_s"]) * (1 - 1 / float(costs["speedup"]))
+
+
+def compile_start_cost_s(warm: bool, costs: dict[str, float]) -> float:
+    """Extra start seconds a compiled engine costs over an eager one (cache warm or cold)."""
+    start = costs["compiled_start_warm_s"] if warm else costs["compiled_start_cold_s"]
+    return float(start) - float(costs["eager_start_s"])
+
+
+def use_compile(setting: bool | str, expected_tokens: int | None, warm: bool = False,
+                costs: dict[str, float] | None = None) -> bool:
+    """Resolve ``engine.compile``: ``true``/``false``, or ``auto`` = compile only when the decode
+    time it saves on the expected job beats what it adds to the start (``warm``: whether the
+    compile cache already holds this model's artifacts; a cold compile costs ~90 s more here)."""
     if isinstance(setting, bool):
         return setting
     s = str(setting).strip().lower()
     if s == "auto":
-        return expected_tokens is not None and int(expected_tokens) >= int(min_tokens)
+        c = {**COMPILE_COSTS, **(costs or {})}
+        return expected_tokens is not None and compile_saving_s(expected_tokens, c) > compile_start_cost_s(warm, c)
     if s in ("true", "false"):
         return s == "true"
     raise UserError(f"engine.compile must be true, false or auto (got {setting!r})")
+
+
+def resolve_compile(model: str, setting: bool | str = "auto", expected_tokens: int | None = None,
+                    dtype: str = "auto", max_model_len: int = 2048,
+                    costs: dict[str, float] | None = None) -> tuple[bool, bool]:
+    """``(compile?, compile cache warm?)`` for an engine on ``model``: what ``VLLMEngine`` does,
+    for callers that must know it before the engine starts (e.g. to fingerprint the mode)."""
+    warm = str(setting).strip().lower() == "auto" and compile_cache_warm(compile_key(model, dtype, max_model_len))
+    return use_compile(setting, expected_tokens, warm, costs), warm
+
+
+def compile_key(model: str, dtype: str, max_model_len: int) -> str:
+    """What a compile-cache entry depends on that s2distill varies (plus the library versions)."""
+    import torch
+    import vllm
+
+    return f"{Path(model).resolve() if Path(model).exists() else model}|{dtype}|{max_model_len}|vllm {vllm.__version__}|torch {torch.__version__}"
+
+
+def compile_cache_warm(key: str, cache_dir: Path | None = None) -> bool:
+    """Whether a compiled engine for ``key`` started before and vLLM's cache still holds files."""
+    d = cache_dir or compile_cache_dir()
+    try:
+        ledger = json.loads((d / WARM_LEDGER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return key in ledger and any(p.name != WARM_LEDGER for p in d.iterdir())
+
+
+def mark_compile_cache_warm(key: str, cache_dir: Path | None = None) -> None:
+    d = cache_dir or compile_cache_dir()
+    try:
+        ledger = json.loads((d / WARM_LEDGER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        ledger = {}
+    ledger[key] = time.time()
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{WARM_LEDGER}.{os.getpid()}"
+    tmp.write_text(json.dumps(ledger, indent=1), encoding="utf-8")
+    os.replace(tmp, d / WARM_LEDGER)
 
 
 def compile_cache_dir() -> Path:
@@ -137,7 +202,7 @@ class VLLMEngine:
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.9,
         compile: bool | str = "auto",
-        compile_min_tokens: int = COMPILE_MIN_TOKENS,
+        compile_costs: dict[str, float] | None = None,
         expected_tokens: int | None = None,
         cpu_kvcache_space_gb: int = 2,
         cpu_threads_bind: str | None = None,
@@ -152,9 +217,9 @@ class VLLMEngine:
         self.use_tqdm = use_tqdm
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._adapters: dict[str, int] = {}
-        self.compiled = use_compile(compile, expected_tokens, compile_min_tokens)
-        log.info("vLLM compile: %s (engine.compile=%s, expected ~%s generated tokens, threshold %d)",
-                 "on" if self.compiled else "off", compile, expected_tokens, compile_min_tokens)
+        self.compiled, warm = resolve_compile(model, compile, expected_tokens, dtype, max_model_len, compile_costs)
+        log.info("vLLM compile: %s (engine.compile=%s, expected ~%s generated tokens, compile cache %s)",
+                 "on" if self.compiled else "off", compile, expected_tokens, "warm" if warm else "cold")
         try:
             from vllm.platforms import current_platform
 
@@ -173,6 +238,15 @@ class VLLMEngine:
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
         )
+        if on_cpu:
+            # Per-request seeds (Sampling.seed) need whole-prompt prefills on CPU: when a prompt is
+            # split over steps (chunked prefill), vLLM 0.32 undoes the random draw of the step
+            # that completes no token with ``generator.set_offset(generator.get_offset() - 4)``
+            # (gpu_model_runner._bookkeeping_sync), which only CUDA's Philox generator has; a
+            # seeded request's CPU generator raises "CPU Generator does not use offset". Without
+            # chunking a step takes whole prompts (up to max_num_batched_tokens), so nothing is undone.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(int(max_model_len), 4096)
         if not self.compiled:
             # the torch.compile warm-up costs ~90 s at a cold start on CPU; eager suits short jobs
             kwargs["compilation_config"] = {"mode": 0}
@@ -182,6 +256,8 @@ class VLLMEngine:
             kwargs.update(enable_lora=True, max_lora_rank=lora_rank_slot(int(max_lora_rank)))
         kwargs.update(extra or {})
         self.llm = LLM(**kwargs)
+        if self.compiled:
+            mark_compile_cache_warm(compile_key(model, dtype, max_model_len))  # the next compiled start of this model loads, not compiles
         self._inprocess = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0"
         if self._inprocess:
             VLLMEngine._live_inprocess += 1
@@ -192,13 +268,21 @@ class VLLMEngine:
 
         if not chats:
             return []
-        params = SamplingParams(
+        opts: dict[str, Any] = dict(
             n=n,
             temperature=sampling.temperature,
             top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
             max_tokens=sampling.max_tokens,
             **sampling.extra,
         )
+        params: SamplingParams | list[SamplingParams] = SamplingParams(**opts)
+        if sampling.seed is not None:
+            # each chat its own random stream (vLLM seeds its n samples seed, seed + 1, ...): the
+            # call's samples no longer depend on the engine's history
+            params = [SamplingParams(**opts, seed=derive_seed(sampling.seed, i)) for i in range(len(chats))]
+        # cached prefixes of earlier calls change which tokens a step computes (and so the
+        # numerics): every call starts from an empty prefix cache, as it would after a restart
+        self.llm.reset_prefix_cache()
         if desc:
             log.info("generating: %s (%d chats x n=%d)", desc, len(chats), n)
         lora = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from s2distill.engines.base import Engine, Sampling, user
+from s2distill.engines.base import Engine, Sampling, derive_seed, user
 from s2distill.errors import UserError
 from s2distill.registry import Registry
 from s2distill.tasks.base import Task
@@ -51,7 +51,10 @@ class Method:
             )
 
     def sampling(self, base: Sampling, step: str) -> Sampling:
-        return base.replace(max_tokens=int(self.max_tokens[step]))
+        """``base`` for one step: its token budget, and (if seeded) a seed of its own, so the
+        steps of one batch do not reuse each other's random streams."""
+        seed = None if base.seed is None else derive_seed(base.seed, step)
+        return base.replace(max_tokens=int(self.max_tokens[step]), seed=seed)
 
     def run(self, rows: list[dict[str, Any]], task: Task, engine: Engine, n: int, sampling: Sampling) -> list[list[Trace]]:
         """``n`` traces per row, in row order."""

@@ -17,7 +17,7 @@ from s2distill.registry import Registry
 
 # Columns a task may put in a split that carry the answer. They are dropped before any
 # stage that builds training data sees the rows (see ``Task.unlabeled``).
-GOLD_COLUMNS = ("gold", "aliases", "human_winner", "incorrect_answer", "gold_rationale")
+GOLD_COLUMNS = ("gold", "aliases", "human_winner", "human_votes", "incorrect_answer", "gold_rationale")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections import Counter
 from typing import Any
 
 from datasets import DatasetDict
@@ -175,21 +176,31 @@ class LLMJudge(Task):
         return Perturbation("swap_ab", swap_row, unswap)
 
     def extra_metrics(self, preds: list[str | None], rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """Agreement with human verdicts, with and without human ties.
+        """Agreement with the human votes, counted as MT-bench does (Zheng et al. 2023, FastChat's
+        ``compute_agreement.py``; Yu et al. 2024 follow it).
 
-        ``agreement`` counts every row (a human tie must be matched by a tie verdict);
-        ``agreement_non_tie`` only rows where the human picked a winner (a tie verdict there
-        counts as disagreement), MT-bench's "without tie" setting.
+        A row judged by several annotators (``human_votes``, see ``mt_bench_pairs``) counts each
+        of their votes once, compared with the model's one verdict. ``agreement`` ("with tie")
+        counts every vote, a human tie matched only by a tie verdict. ``agreement_non_tie``
+        ("without tie") drops every vote that is a human tie and every row whose verdict is a
+        tie; an abstention (no verdict) stays in both and counts as disagreement. ``n_votes`` /
+        ``n_non_tie`` are the votes counted; the Wilson CI treats them as independent.
         """
-        hits = [p == r["gold"] for p, r in zip(preds, rows)]
-        nt = [h for h, r in zip(hits, rows) if r["gold"] != "tie"]
-        lo, hi = wilson_ci(sum(nt), len(nt))
+        both: list[bool] = []
+        non_tie: list[bool] = []
+        for p, r in zip(preds, rows):
+            for v in r.get("human_votes") or [r["gold"]]:
+                both.append(p == v)
+                if p != "tie" and v != "tie":
+                    non_tie.append(p == v)
+        lo, hi = wilson_ci(sum(non_tie), len(non_tie))
         return {
-            "agreement": sum(hits) / len(hits) if hits else float("nan"),
-            "agreement_non_tie": sum(nt) / len(nt) if nt else float("nan"),
+            "agreement": sum(both) / len(both) if both else float("nan"),
+            "agreement_non_tie": sum(non_tie) / len(non_tie) if non_tie else float("nan"),
             "agreement_non_tie_ci_low": lo,
             "agreement_non_tie_ci_high": hi,
-            "n_non_tie": len(nt),
+            "n_votes": len(both),
+            "n_non_tie": len(non_tie),
         }
 
 
@@ -267,12 +278,34 @@ def oasst2_pairs(hub: dict[str, Any], rng: random.Random) -> list[dict[str, Any]
 
 
 def mt_bench_pairs(hub: dict[str, Any]) -> list[dict[str, Any]]:
-    """Test pairs: MT-bench human judgments (winner model_a/model_b/tie) of first turns only,
-    since the judge prompt shows one question and two answers, not a dialogue."""
+    """Test pairs: MT-bench human judgments of first turns only (the judge prompt shows one
+    question and two answers, not a dialogue), one row per pair.
+
+    The dataset has one record per *vote*: a pair (question, two models) judged by several
+    annotators appears several times, sometimes with the models in the other order. Votes are
+    grouped by (question_id, unordered model pair) as FastChat's ``compute_agreement.py`` does,
+    turned to the first vote's A/B order, and kept as ``human_votes`` ("A", "B", "tie";
+    "tie (bothbad)" is a tie), which ``extra_metrics`` counts one by one. ``gold`` (for
+    ``is_correct``, the balanced split and ``acc``) is the plurality vote, and a tie for the
+    plurality between different verdicts (e.g. one A, one B) is ``"tie"``.
+    """
     ds = hub_dataset(hub["test_dataset"], hub["test_split"])
-    out = []
+    groups: dict[tuple[Any, frozenset[str]], dict[str, Any]] = {}
     for i, r in enumerate(ds, 1):
-        if int(r["turn"]) == 1:
-            ca, cb = r["conversation_a"], r["conversation_b"]
-            out.append(to_row(ca[0]["content"], ca[1]["content"], cb[1]["content"], r["winner"], hub["test_dataset"], i))
+        if int(r["turn"]) != 1:
+            continue
+        key = (r["question_id"], frozenset((str(r["model_a"]), str(r["model_b"]))))
+        ca, cb = r["conversation_a"], r["conversation_b"]
+        vote = to_row(ca[0]["content"], ca[1]["content"], cb[1]["content"], r["winner"], hub["test_dataset"], i)
+        if key not in groups:
+            groups[key] = {**vote, "model_a": str(r["model_a"]), "human_votes": []}
+        g = groups[key]
+        g["human_votes"].append(vote["gold"] if str(r["model_a"]) == g["model_a"] else SWAP[vote["gold"]])
+    out = []
+    for g in groups.values():
+        votes = g.pop("human_votes")
+        g.pop("model_a")
+        ranked = Counter(votes).most_common()
+        top = [v for v, c in ranked if c == ranked[0][1]]
+        out.append({**g, "gold": top[0] if len(top) == 1 else "tie", "human_votes": votes})
     return out

@@ -115,9 +115,6 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         raise UserError(f"generate.batch_size must be >= 1 (got {cfg.generate.batch_size})")
     if int(cfg.eval.k) < 1:
         raise UserError(f"eval.k must be >= 1 (got {cfg.eval.k})")
-    if int(cfg.eval.k) > 1 and float(cfg.eval.temperature) == 0:
-        raise UserError(f"eval.k={cfg.eval.k} with eval.temperature=0 votes over {cfg.eval.k} identical greedy "
-                        "copies: set eval.temperature > 0 or eval.k=1")
     if cfg.engine.name not in ("vllm", "hf"):
         raise UserError(f"unknown engine {cfg.engine.name!r} (known: hf, vllm)")
     train_cfg = OmegaConf.to_container(cfg.train, resolve=True)

@@ -165,6 +165,10 @@ def _check_sampling(c: dict[str, Any], method: Any) -> None:
                     raise UserError(f"{block}.{k} must be >= 1 (got {node[k]})")
         if not isinstance(node.get("extra") or {}, Mapping):
             raise UserError(f"{block}.extra must be a mapping of SamplingParams fields (got {node['extra']!r})")
+    ev = c["eval"]
+    if ev.get("k", 1) > 1 and ev.get("temperature") == 0:  # vLLM says only "n must be 1": say why
+        raise UserError(f"eval.k={ev['k']} with eval.temperature=0 votes over {ev['k']} identical greedy "
+                        "copies: set eval.temperature > 0 or eval.k=1")
     if (c.get("engine") or {}).get("name") == "hf" and not _importable("vllm"):
         return  # no vLLM here: its rules cannot be asked (transformers checks at generate time)
     steps = dict(method.max_tokens)

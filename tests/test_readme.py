@@ -11,7 +11,7 @@ from s2distill.report import BLOCK, REPO, update_readme
 def test_readme_tables_match_the_committed_results():
     text = (REPO / "README.md").read_text(encoding="utf-8")
     sources = [m["src"] for m in BLOCK.finditer(text)]
-    assert sources == ["experiments/results/*.json", "experiments/results/cpu_smoke"]
+    assert sources == ["experiments/results/*.json", "experiments/results/cpu_smoke", "experiments/results/real_scale"]
     assert update_readme(text) == text, "README tables are stale: run python -m s2distill.report --update-readme"
 
 

@@ -38,15 +38,21 @@ def on_gpu() -> bool:
         return False
 
 
+def find_accelerate_config(name: str) -> Path | None:
+    """A name in conf/accelerate/ (with or without .yaml) or a path, as a file; None if neither."""
+    path = ACCELERATE_DIR / f"{name.removesuffix('.yaml')}.yaml"
+    if not path.is_file():
+        path = Path(name).expanduser()
+    return path if path.is_file() else None
+
+
 def accelerate_config(name: str | None) -> Path:
     """``train.accelerate_config``: ``auto`` (cpu_ddp here, multi_gpu with CUDA), a file name in
     conf/accelerate/, or a path to an accelerate YAML (``validate.py`` checked that it parses)."""
     if not name or name == "auto":
         name = "multi_gpu" if on_gpu() else "cpu_ddp"
-    path = ACCELERATE_DIR / f"{name.removesuffix('.yaml')}.yaml"
-    if not path.is_file():
-        path = Path(name).expanduser()
-    if not path.is_file():
+    path = find_accelerate_config(name)
+    if path is None:
         raise UserError(f"train.accelerate_config: {name} not found")
     return path
 

@@ -27,7 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from s2distill.errors import UserError
-from s2distill.launch import ACCELERATE_DIR  # noqa: E402
+from s2distill.launch import ACCELERATE_DIR, find_accelerate_config
 
 #: keys of the sampling blocks that pipeline.sampling() and run() read; more SamplingParams
 #: fields go in the block's ``extra``
@@ -370,10 +370,8 @@ def _check_accelerate(value: Any) -> None:
 
     known = sorted(p.stem for p in ACCELERATE_DIR.glob("*.yaml"))
     name = str(value)
-    path = ACCELERATE_DIR / f"{name.removesuffix('.yaml')}.yaml"
-    if not path.is_file():
-        path = Path(name).expanduser()
-    if not path.is_file():
+    path = find_accelerate_config(name)
+    if path is None:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise UserError(f"train.accelerate_config: no accelerate config {name!r} (known: {', '.join(known)}, "

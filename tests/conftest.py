@@ -14,6 +14,17 @@ REPO = Path(__file__).resolve().parents[1]
 # always go to a fresh temporary directory per test.
 os.environ.setdefault("S2DISTILL_HOME", str(Path.home() / ".cache" / "s2distill"))
 
+# Hypothesis keeps a cache (.hypothesis/) in the working directory even with database=None;
+# a test run must not write into the repository.
+try:
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "s2distill-hypothesis")
+except ImportError:  # hypothesis is a dev extra
+    pass
+
 
 @pytest.fixture(scope="session")
 def bundled_model():

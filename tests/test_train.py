@@ -62,7 +62,7 @@ def test_sft_trains_and_saves_a_loadable_model(bundled_model, tmp_path):
 
 
 def test_lora_trains_and_merges(bundled_model, tmp_path):
-    cfg = {"dtype": "float32", "lora": {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"},
+    cfg = {"dtype": "float32", "merge": True, "lora": {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"},
            "sft": {"max_steps": 2, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1,
                    "report_to": "none", "save_strategy": "no"}}
     info = train(examples(), bundled_model.path, cfg, tmp_path / "model")

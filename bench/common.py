@@ -44,6 +44,9 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
     "lora_arm_s_adapter": (None, "lower", "train=lora distilled arm as an adapter on the live base engine"),
     "lora_arm_s_saved": (None, "higher", "seconds the adapter path saves per distilled arm"),
     "inprocess_start_s": (None, "lower", "vLLM engine start in the pipeline's process (CPU default)"),
+    "gen_speedup_fp32_over_bf16": (None, "higher", "vLLM tok/s, float32 / bfloat16 weights, same job (CPU)"),
+    "gen_tokens_per_s_default_sampling": (1000.0, "higher", "vLLM tok/s, engine.dtype=auto, T=0.8 top_p=0.95"),
+    "gen_fraction_of_greedy": (0.85, "higher", "default-sampling tok/s / greedy tok/s, same job and engine"),
     "isolate_start_s": (None, "lower", "the same engine started in a child process (isolate=true)"),
 }
 

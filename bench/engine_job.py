@@ -3,7 +3,7 @@
 Used by gen_speed.py and compile_cache.py so that every measured engine starts in its own
 process (as in a pipeline run) and frees its memory at exit. The argument is a JSON object:
 ``engine`` (vllm | hf), ``prompts``, ``n``, ``max_tokens``, ``options`` (overrides of
-conf/engine/<engine>.yaml) and ``check`` (how many prompts to also answer greedily, so runs
+conf/engine/<engine>.yaml), ``sampling`` (Sampling fields over T=0.8, top_p=0.95) and ``check`` (how many prompts to also answer greedily, so runs
 can be compared token for token).
 """
 
@@ -45,13 +45,14 @@ def main(args: dict) -> dict:
 
         eng = HFEngine(model, **cfg)
     start = time.perf_counter() - t0
-    out: dict = {"start_s": start, "compiled": getattr(eng, "compiled", False)}
+    out: dict = {"start_s": start, "compiled": getattr(eng, "compiled", False), "dtype": getattr(eng, "dtype", None)}
     if args.get("check"):
         greedy = eng.generate(prompts[: args["check"]], 1, Sampling(temperature=0.0, max_tokens=32))
         out["greedy"] = [cs[0].text for cs in greedy]
     if chats:
         t1, cpu1 = time.perf_counter(), cpu_seconds()
-        outs = eng.generate(chats, args["n"], Sampling(temperature=0.8, top_p=0.95, max_tokens=args["max_tokens"]))
+        samp = {"temperature": 0.8, "top_p": 0.95, **args.get("sampling", {})}  # e.g. top_k via "extra"
+        outs = eng.generate(chats, args["n"], Sampling(max_tokens=args["max_tokens"], **samp))
         out.update(gen_s=time.perf_counter() - t1, tokens=sum(c.n_tokens for cs in outs for c in cs),
                    prompts=len(chats), completions=sum(len(cs) for cs in outs))
         # cores kept busy by this process tree while generating (2.0 = both cores of this machine)

@@ -44,6 +44,7 @@ def score_arm(
         "answer_distribution": distribution(preds, top=None if task.labels else 10),
         "abstain_rate": sum(p is None for p in preds) / n if n else float("nan"),
         "mean_tokens": sum(tokens) / n if n else float("nan"),
+        "correct": [int(c) for c in correct],  # per test input, in order: for paired tests (McNemar)
     }
     out.update(task.extra_metrics(preds, rows))
     if perturbed is not None:

@@ -21,11 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 from s2distill import launch
 from s2distill.artifacts import Store, atomic_write_text, fingerprint
 from s2distill.engines import AdapterEngine, EnginePool, Sampling, derive_seed
+from s2distill.engines.base import resolve_dtype
 from s2distill.errors import UserError
 from s2distill.evaluate import score_arm
 from s2distill.filters import FILTERS, Decision, Filter, FilterTools
 from s2distill.methods import METHODS, Method, Trace
-from s2distill.metrics import distribution, majority_baseline
+from s2distill.methods.demos import check_overlap
+from s2distill.metrics import distribution, majority_baseline, mcnemar, wilson_ci
 from s2distill.models import ResolvedModel, check_chat_template, resolve
 from s2distill.sft_data import fit, sft_examples
 from s2distill.tasks import TASKS, Task
@@ -79,13 +81,14 @@ class Context:
         the resolved compile mode for ``jobs`` (compiled and eager numerics differ) and the chat
         template options. Part of every sampled stage's fingerprint."""
         e = {k: v for k, v in self.engines.cfg.items() if k not in COSMETIC_ENGINE_KEYS}
+        e["dtype"] = resolve_dtype(e.get("dtype", "auto"))  # what runs: auto is float32 on most CPUs
         if e.get("name", "vllm") == "vllm":
             from s2distill.engines.vllm import resolve_compile
 
             c = self.engines.cfg
             e["compiled"] = resolve_compile(self.model.path, c.get("compile", "auto"),
                                             expected_tokens(self.cfg, self.task, self.method, jobs),
-                                            c.get("dtype", "auto"), c.get("max_model_len", 2048),
+                                            e["dtype"], c.get("max_model_len", 2048),
                                             c.get("compile_costs"))[0]
         return e
 
@@ -151,6 +154,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     data = ctx.task.load()
     train_rows = ctx.task.unlabeled(data["train"]).to_list()
     test_rows = data["test"].to_list()
+    if ctx.method.demos is not None:  # before any engine starts
+        check_overlap(ctx.method.demos, [ctx.task.question(r) for r in train_rows + test_rows],
+                      ctx.task.core_question)
     with ctx.engines:
         samples, gen_fp = generate(ctx, train_rows)
         decisions, filt_fp = filter_samples(ctx, train_rows, samples, gen_fp)
@@ -162,7 +168,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             ctx.engines.cfg["expected_tokens"] = expected_tokens(cfg, ctx.task, ctx.method, ("distilled",))
         model_dir, train_fp, training = train(ctx, train_rows, decisions, filt_fp)
         evals["distilled"] = evaluate(ctx, "distilled", test_rows, model_dir, train_fp) if model_dir else None
-    results = summarize(ctx, train_rows, test_rows, decisions, evals, training)
+    results = summarize(ctx, train_rows, test_rows, decisions, evals, training,
+                        samples=samples, gold_train=data["train"].to_list())
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=str))
     log.info("results written to %s", run_dir / "results.json")
     return results
@@ -324,14 +331,17 @@ def evaluate(
         with ctx.timed(f"eval_{arm}_{pert.name}"):
             perturbed = sample_traces(ctx, stage, pfp, [pert.row(r) for r in inputs], method, model_path,
                                       int(cfg.eval.k), samp, adapter)
-    return score_arm(ctx.task, rows, traces, perturbed)
+    return {**score_arm(ctx.task, rows, traces, perturbed), **method.step_metrics(inputs, traces, ctx.task)}
 
 
 # -- results ----------------------------------------------------------------------------------------
 def summarize(
     ctx: Context, train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
     decisions: list[Decision], evals: dict[str, dict[str, Any] | None], training: dict[str, Any],
+    samples: list[list[Trace]] | None = None, gold_train: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """results.json. ``gold_train`` (the train split WITH gold) only scores the kept answers after
+    the fact (``kept_precision``); nothing trained on depends on it."""
     cfg = ctx.cfg
     kept = [d for d in decisions if d.kept]
     golds = [r["gold"] for r in test_rows]
@@ -356,10 +366,14 @@ def summarize(
         "generate_tokens": sum(gen_tokens.values()),
         "generate_tokens_by_stage": gen_tokens,
         "kept_label_distribution": distribution([d.answer for d in kept], top=None if ctx.task.labels else 10),
+        **kept_precision(ctx.task, decisions, gold_train),
+        "generate_step_metrics": ctx.method.step_metrics(train_rows, samples, ctx.task) if samples else {},
+        "demos": ctx.method.demos.info() if ctx.method.demos is not None else None,
         "filter_reasons": distribution([d.reason for d in decisions]),
         "test_label_distribution": distribution(golds, top=None if ctx.task.labels else 10),
         "majority_baseline": majority_baseline(golds),
         **{arm: evals.get(arm) for arm in ARMS},
+        **paired_tests(ctx.task, test_rows, evals),
         "training": training,
         "timings_s": ctx.timings,
         "engine_starts": ctx.engines.starts,
@@ -367,3 +381,38 @@ def summarize(
         "computed": ctx.store.misses,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+
+
+def kept_precision(task: Task, decisions: list[Decision], gold_rows: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Share of kept answers that gold says are right, with a 95% Wilson interval: a report of
+    the filter's quality computed after the fact, never an input to training."""
+    if gold_rows is None:
+        return {}
+    pairs = [(d, r) for d, r in zip(decisions, gold_rows) if d.kept]
+    k = sum(task.is_correct(d.answer, r) for d, r in pairs)
+    lo, hi = wilson_ci(k, len(pairs)) if pairs else (None, None)
+    return {"kept_precision": k / len(pairs) if pairs else None, "kept_precision_ci": [lo, hi]}
+
+
+def paired_tests(task: Task, rows: list[dict[str, Any]], evals: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """Exact McNemar p-values of System 2 and Distilled against System 1 on the same test inputs,
+    on all of them and on each of the task's subsets (``Task.subsets``: e.g. biased prompts).
+    ``mcnemar_p`` / ``mcnemar_p_<subset>`` are Distilled vs System 1."""
+    base = (evals.get("system1") or {}).get("correct")
+    if base is None:
+        return {}
+    groups = {"all": list(range(len(rows))), **task.subsets(rows)}
+    paired: dict[str, Any] = {}
+    for arm in ("system2", "distilled"):
+        other = (evals.get(arm) or {}).get("correct")
+        if other is None:
+            continue
+        paired[f"{arm}_vs_system1"] = {
+            g: {"mcnemar_p": mcnemar([other[i] for i in idx], [base[i] for i in idx]),
+                "n": len(idx), "wins": sum(other[i] and not base[i] for i in idx),
+                "losses": sum(base[i] and not other[i] for i in idx)}
+            for g, idx in groups.items() if idx}
+    out: dict[str, Any] = {"paired": paired}
+    for g, res in paired.get("distilled_vs_system1", {}).items():
+        out["mcnemar_p" if g == "all" else f"mcnemar_p_{g}"] = res["mcnemar_p"]
+    return out

@@ -8,21 +8,26 @@ the full DataFrame (every column of ``s2distill.results``) as ``results.parquet`
 ``--update-readme`` regenerates every table of README.md that sits between the marker comments
 ``<!-- report: SOURCE ... -->`` and ``<!-- /report -->`` from SOURCE (a results directory, read
 recursively, or a glob such as ``experiments/results/*.json``, relative to the repository);
-``--check-readme`` exits 1 when one differs. README tables are never edited by hand.
+``--check-readme`` exits 1 when one differs. README tables are never edited by hand. A marker
+``<!-- report: SOURCE kind=bias ... -->`` gets the per-variant table of biased-QA cells
+(``bias_markdown``) instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from s2distill import results
 from s2distill.errors import UserError
+from s2distill.metrics import wilson_ci
 
 
 def cell(acc: float, lo: float, hi: float, tokens: float) -> str:
@@ -53,9 +58,88 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+BIAS_VARIANTS = ("none", "suggest_correct", "suggest_incorrect", "doubt_correct")
+
+
+def bias_markdown(df: pd.DataFrame) -> str:
+    """Biased-QA cells, one row per cell x arm: accuracy per opinion variant [95% Wilson CI], on all
+    biased prompts, agreement with the user's incorrect suggestion and generated tokens; under the
+    table, per cell, what the filter kept (and its precision from gold, after the fact), the exact
+    McNemar test of Distilled vs System 1 on biased prompts and S2A's rewrite quality."""
+    runs = results.latest(df)
+    runs = runs[runs["task"] == "biased_qa"]
+    if runs.empty:
+        return "(no biased_qa runs)"
+    runs = runs.assign(_order=runs["method"].map(lambda m: m == "system1")).sort_values(["_order", "method"])
+    head = ["cell", "arm", *BIAS_VARIANTS, "all biased", "agree_incorrect", "tokens"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
+    for _, r in runs.iterrows():
+        label = _cell_label(r)
+        for arm in results.ARMS:
+            if not r.get(f"{arm}_present"):
+                lines.append(f"| {label} | {results.ARM_LABELS[arm]} | " + " | ".join(["—"] * (len(head) - 2)) + " |")
+                continue
+            vals = []
+            for v in (*BIAS_VARIANTS, "biased"):
+                acc = r.get(f"{arm}_acc_by_bias.{v}") if v != "biased" else r.get(f"{arm}_acc_biased")
+                n = r.get(f"{arm}_n_by_bias.{v}") if v != "biased" else r.get(f"{arm}_n_biased")
+                vals.append(_pct_ci(acc, n))
+            agree = r.get(f"{arm}_agree_incorrect_rate")
+            vals.append("—" if _missing(agree) else f"{100 * agree:.1f}")
+            vals.append(f"{r[f'{arm}_mean_tokens']:.1f}")
+            lines.append(f"| {label} | {results.ARM_LABELS[arm]} | " + " | ".join(vals) + " |")
+        notes.append(_cell_note(label, r))
+    lines += ["", "Accuracy (%) [95% Wilson CI] per opinion variant of the held-out questions; all biased: the "
+              "three variants with an opinion; agree_incorrect: % of suggest_incorrect prompts answered with "
+              "the user's wrong suggestion; tokens: mean generated tokens per test input.", ""]
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _pct_ci(acc: Any, n: Any) -> str:
+    if _missing(acc) or _missing(n) or not n:
+        return "—"
+    lo, hi = wilson_ci(round(acc * n), int(n))
+    return f"{100 * acc:.1f} [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def _cell_label(r: pd.Series) -> str:
+    demos = r.get("demos.file")
+    return f"{r['method']}" + (f" + demos ({Path(demos).stem})" if isinstance(demos, str) and demos else "")
+
+
+def _cell_note(label: str, r: pd.Series) -> str:
+    parts = [f"kept {int(r['n_kept'])}/{int(r['n_train'])} training inputs ({r['filter']} "
+             f"{r.get('filter_threshold')}, n={int(r['n_samples'])})"]
+    prec = r.get("kept_precision")
+    if not _missing(prec):
+        lo, hi = json.loads(r["kept_precision_ci"]) if isinstance(r.get("kept_precision_ci"), str) else (0, 0)
+        parts.append(f"precision of kept answers {100 * prec:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (gold, after the fact)")
+    key = "paired.distilled_vs_system1.biased"
+    if not _missing(r.get(f"{key}.mcnemar_p")):
+        parts.append(f"Distilled vs System 1 on biased prompts: {int(r[f'{key}.wins'])} better, "
+                     f"{int(r[f'{key}.losses'])} worse, exact McNemar p = {r[f'{key}.mcnemar_p']:.3g}")
+    fmt, op = r.get("system2_rewrite_format_rate"), r.get("system2_rewrite_opinion_rate")
+    if not _missing(fmt):
+        g_fmt, g_op = r.get("generate_step_metrics.rewrite_format_rate"), r.get("generate_step_metrics.rewrite_opinion_rate")
+        parts.append(f"rewrites following the format {100 * fmt:.0f}% (test) / {100 * g_fmt:.0f}% (train samples), "
+                     f"still naming the opinion's answer {100 * op:.0f}% / {100 * g_op:.0f}%")
+    if not _missing(r.get("time_total_s")):
+        parts.append(f"{r['time_total_s'] / 60:.0f} min of stages")
+    return f"**{label}**: " + "; ".join(parts) + "."
+
+
 REPO = Path(__file__).resolve().parents[1]
-#: a generated README table: the opening marker names its source, the closing one ends it
-BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)[^\n]*-->\n)(?P<body>.*?)(?P<close><!-- /report -->)", re.S)
+#: a generated README table: the opening marker names its source (and optionally its kind), the
+#: closing one ends it
+BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)(?: kind=(?P<kind>\w+))?[^\n]*-->\n)(?P<body>.*?)"
+                   r"(?P<close><!-- /report -->)", re.S)
+KINDS = {None: markdown, "bias": bias_markdown}
 
 
 def collect_source(src: str, root: Path = REPO) -> pd.DataFrame:
@@ -71,7 +155,9 @@ def collect_source(src: str, root: Path = REPO) -> pd.DataFrame:
 def update_readme(text: str, root: Path = REPO) -> str:
     """``text`` (a README) with every generated table rebuilt from its source."""
     def table(m: re.Match[str]) -> str:
-        return f"{m['open']}\n{markdown(collect_source(m['src'], root))}\n\n{m['close']}"
+        if m["kind"] not in KINDS:
+            raise UserError(f"README marker {m['open'].strip()!r}: unknown kind {m['kind']!r}")
+        return f"{m['open']}\n{KINDS[m['kind']](collect_source(m['src'], root))}\n\n{m['close']}"
 
     return BLOCK.sub(table, text)
 

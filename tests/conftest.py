@@ -38,7 +38,7 @@ def vllm_engine(bundled_model):
     """The one real vLLM engine of the test session (bundled model, eager, tiny context)."""
     from s2distill.engines.vllm import VLLMEngine
 
-    engine = VLLMEngine(bundled_model.path, dtype="bfloat16", max_model_len=1024, seed=0, use_tqdm=False)
+    engine = VLLMEngine(bundled_model.path, dtype="auto", max_model_len=1024, seed=0, use_tqdm=False)
     yield engine
     engine.close()
 

@@ -77,7 +77,7 @@ def test_closing_a_second_inprocess_engine_leaves_the_first_working(vllm_engine,
     chat = [[{"role": "user", "content": "What is 2 + 2?"}]]
     greedy = Sampling(temperature=0.0, max_tokens=8)
     before = vllm_engine.generate(chat, 1, greedy)[0][0].text
-    other = VLLMEngine(bundled_model.path, dtype="bfloat16", max_model_len=512, seed=1, use_tqdm=False)
+    other = VLLMEngine(bundled_model.path, dtype="auto", max_model_len=512, seed=1, use_tqdm=False)
     assert other.generate(chat, 1, greedy)[0][0].text == before
     other.close()
     assert vllm_engine.generate(chat, 1, greedy)[0][0].text == before

@@ -91,10 +91,11 @@ def test_applies_to_any_task_and_fingerprints_prompts():
 
 
 @pytest.mark.slow
-def test_s2a_real_engine(vllm_engine):
+@pytest.mark.parametrize("demos", [None, "s2a_rewrite"])
+def test_s2a_real_engine(vllm_engine, demos):
     task = TASKS.get("biased_qa")(n_train=3, n_test=4, seed=0)
     rows = task.unlabeled(task.load()["train"]).to_list()[:2]
-    method = METHODS.get("s2a")(max_tokens={"rewrite": 48, "answer": 32})
+    method = METHODS.get("s2a")(max_tokens={"rewrite": 64, "answer": 32}, demos=demos)
     engine = Recording(vllm_engine)
     traces = method.run(rows, task, engine, 2, Sampling(temperature=0.8, top_p=0.95))
     assert [len(ts) for ts in traces] == [2, 2]
@@ -104,19 +105,35 @@ def test_s2a_real_engine(vllm_engine):
     answers = [c.text for c in engine.completions("s2a: answer")]
     for t in flat:
         assert t.steps["parse"] in (PARSED, WHOLE, EMPTY)
-        assert 0 < t.steps["rewrite_tokens"] <= 48 and t.steps["answer_tokens"] <= 32
+        assert 0 < t.steps["rewrite_tokens"] <= 64 and t.steps["answer_tokens"] <= 32
         # the trace's text is the answer step's own completion (not the rewrite), or empty
         assert t.text in answers if t.steps["parse"] != EMPTY else t.text == ""
         assert t.answer is None or answer_in_text(t.answer, t.text)
+    if demos:  # the demos reach the engine: the 135M model then follows the two-label format
+        # (zero-shot it mostly does not: 22% of train-split rewrites in the design probe, 100% with demos)
+        assert sum(t.steps["parse"] == PARSED for t in flat) >= 3
 
 
 @pytest.mark.slow
 def test_cli_s2a_biased_qa_usc(cli, tmp_path):
-    p = cli("method=s2a", "task=biased_qa", "filter=usc", "task.n_train=4", "task.n_test=8", "generate.n=2",
+    # S2A with the bundled rewrite demos (method=s2a_demos), through the real engine
+    p = cli("method=s2a_demos", "task=biased_qa", "filter=usc", "task.n_train=4", "task.n_test=8", "generate.n=2",
             "train.sft.num_train_epochs=1", "method.max_tokens.rewrite=64", "method.max_tokens.answer=48")
     assert p.returncode == 0, p.stderr[-3000:]
     [path] = (tmp_path / "out").glob("runs/biased_qa/s2a/*/results.json")
     r = json.loads(path.read_text())
+    assert r["demos"]["file"].endswith("s2a_rewrite.yaml") and r["demos"]["n"] == {"rewrite": 3}
+    for where in (r["system2"], r["generate_step_metrics"]):
+        assert 0 <= where["rewrite_format_rate"] <= 1 and where["n_rewrites_with_opinion"] > 0
+    assert r["system1"].get("rewrite_format_rate") is None  # System 1 has no rewrite
+    assert len(r["system1"]["correct"]) == 8 and set(r["system1"]["correct"]) <= {0, 1}
+    if r["distilled"]:
+        assert 0 <= r["mcnemar_p_biased"] <= 1 and r["paired"]["distilled_vs_system1"]["biased"]["n"] == 6
+    # vLLM's INFO lines go to the run's vllm.log, not to the console
+    vllm_log = (path.parent / "vllm.log").read_text()
+    assert "INFO" in vllm_log and "vllm" in vllm_log
+    assert not [ln for ln in (p.stdout + p.stderr).splitlines() if " INFO " in ln and "vllm" in ln]
+    assert "distilled vs system1, exact McNemar" in p.stdout or not r["distilled"]
     assert (r["task"], r["method"], r["filter"]) == ("biased_qa", "s2a", "usc")
     assert r["n_train"] == 4 and r["n_test"] == 8 and r["n_samples"] == 2
     assert sum(r["filter_reasons"].values()) == 4

@@ -7,7 +7,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from s2distill.engines.base import Chat, Completion, Sampling
+from s2distill.engines.base import Chat, Completion, Sampling, resolve_dtype
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class HFEngine:
         self.use_tqdm = use_tqdm
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = self.dtype = resolve_dtype(dtype, on_gpu=self.device.startswith("cuda"))
         torch_dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16,
                        "float32": torch.float32}.get(dtype, "auto")
         self.tok = AutoTokenizer.from_pretrained(model, padding_side="left")

@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
-from s2distill.engines.base import Chat, Completion, Sampling, derive_seed
+from s2distill.engines.base import Chat, Completion, Sampling, derive_seed, resolve_dtype
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,7 @@ class VLLMEngine:
         self.use_tqdm = use_tqdm
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._adapters: dict[str, int] = {}
+        dtype = self.dtype = resolve_dtype(dtype)
         self.compiled, warm = resolve_compile(model, compile, expected_tokens, dtype, max_model_len, compile_costs)
         log.info("vLLM compile: %s (engine.compile=%s, expected ~%s generated tokens, compile cache %s)",
                  "on" if self.compiled else "off", compile, expected_tokens, "warm" if warm else "cold")

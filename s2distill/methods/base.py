@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from s2distill.engines.base import Engine, Sampling, derive_seed, user
+from s2distill.engines.base import Chat, Engine, Sampling, derive_seed, user
 from s2distill.errors import UserError
+from s2distill.methods import demos as demos_lib
 from s2distill.registry import Registry
 from s2distill.tasks.base import Task
 
@@ -28,14 +29,17 @@ class Trace:
 
 
 class Method:
-    """Base class. ``max_tokens`` bounds each step (name → tokens)."""
+    """Base class. ``max_tokens`` bounds each step (name → tokens); ``demos`` names a file of
+    demonstrations for the steps in ``demo_steps`` (see ``methods/demos.py``)."""
 
     name: str = ""
     #: task names this method can run on; ``None`` means any
     tasks: tuple[str, ...] | None = None
     default_max_tokens: dict[str, int] = {}
+    #: steps whose prompt is ``<step>_prompt`` filled from the task's input alone: they take demos
+    demo_steps: tuple[str, ...] = ()
 
-    def __init__(self, max_tokens: dict[str, int] | None = None, **options: Any) -> None:
+    def __init__(self, max_tokens: dict[str, int] | None = None, demos: str | None = None, **options: Any) -> None:
         self.max_tokens = {**self.default_max_tokens, **(max_tokens or {})}
         unknown = set(self.max_tokens) - set(self.default_max_tokens)
         if unknown:
@@ -43,6 +47,26 @@ class Method:
         if any(int(v) < 1 for v in self.max_tokens.values()):
             raise UserError(f"method {self.name}: max_tokens must be >= 1 ({self.max_tokens})")
         self.options = options
+        if demos is not None and not self.demo_steps:
+            raise UserError(f"method {self.name} takes no demos (method.demos); drop the option")
+        self.demos = demos_lib.load(str(demos), self.demo_steps) if demos is not None else None
+
+    def chat(self, step: str, text: str, task: Task) -> Chat:
+        """The user turn ``text`` of ``step``, after that step's demonstrations (if any) as earlier
+        turns: each demo's input rendered through ``<step>_prompt`` as a real input is, then its output."""
+        turns: Chat = []
+        for d in self.demos.steps.get(step, ()) if self.demos else ():
+            turns.append({"role": "user", "content": self.render(step, d.input, task)})
+            turns.append({"role": "assistant", "content": d.output})
+        return turns + user(text)
+
+    def render(self, step: str, question: str, task: Task) -> str:
+        """``<step>_prompt`` filled with an input text (a demo step's prompt)."""
+        return getattr(self, f"{step}_prompt").format(question=question, final=task.final_instruction)
+
+    def step_metrics(self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task) -> dict[str, Any]:
+        """Quality of intermediate steps, measured without gold (e.g. S2A's rewrites); none by default."""
+        return {}
 
     def check_task(self, task: Task) -> None:
         if self.tasks is not None and task.name not in self.tasks:
@@ -64,12 +88,16 @@ class Method:
         self, prompts: list[str], task: Task, engine: Engine, n: int, sampling: Sampling, step: str
     ) -> list[list[Trace]]:
         """A single engine call whose outputs hold the final answer."""
-        outs = engine.generate([user(p) for p in prompts], n, self.sampling(sampling, step), f"{self.name}: {step}")
+        outs = engine.generate([self.chat(step, p, task) for p in prompts], n, self.sampling(sampling, step),
+                               f"{self.name}: {step}")
         return [[Trace(task.extract(c.text), c.text, c.n_tokens) for c in cs] for cs in outs]
 
     def fingerprint_config(self) -> dict[str, Any]:
-        return {"name": self.name, "max_tokens": self.max_tokens, "options": self.options,
-                "prompts": {k: v for k, v in vars(type(self)).items() if k.endswith("_prompt")}}
+        cfg = {"name": self.name, "max_tokens": self.max_tokens, "options": self.options,
+               "prompts": {k: v for k, v in vars(type(self)).items() if k.endswith("_prompt")}}
+        if self.demos is not None:  # by content: the same file elsewhere is the same method
+            cfg["demos"] = self.demos.sha256
+        return cfg
 
 
 METHODS: Registry[type[Method]] = Registry("method", "s2distill.methods")

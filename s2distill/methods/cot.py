@@ -13,6 +13,7 @@ from s2distill.tasks.base import Task
 class CoT(Method):
     name = "cot"
     default_max_tokens = {"reason": 256}
+    demo_steps = ("reason",)
     reason_prompt = "{question}\nLet's think step by step. {final}"
 
     def run(self, rows: list[dict[str, Any]], task: Task, engine: Engine, n: int, sampling: Sampling) -> list[list[Trace]]:

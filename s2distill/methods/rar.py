@@ -15,6 +15,7 @@ class RaR(Method):
 
     name = "rar"
     default_max_tokens = {"rephrase": 96, "respond": 160}
+    demo_steps = ("rephrase",)
     rephrase_prompt = (
         '"{question}"\nGiven the above question, rephrase and expand it to help you do better '
         "answering. Maintain all information in the original question."
@@ -27,7 +28,7 @@ class RaR(Method):
     def run(self, rows: list[dict[str, Any]], task: Task, engine: Engine, n: int, sampling: Sampling) -> list[list[Trace]]:
         questions = [task.question(r) for r in rows]
         reph = engine.generate(
-            [user(self.rephrase_prompt.format(question=q)) for q in questions],
+            [self.chat("rephrase", self.rephrase_prompt.format(question=q), task) for q in questions],
             n, self.sampling(sampling, "rephrase"), "rar: rephrase",
         )
         chats = [
@@ -50,6 +51,7 @@ class RaR(Method):
 class RaR1Step(Method):
     name = "rar_1step"
     default_max_tokens = {"respond": 256}
+    demo_steps = ("respond",)
     respond_prompt = '"{question}"\nRephrase and expand the question, and respond. {final}'
 
     def run(self, rows: list[dict[str, Any]], task: Task, engine: Engine, n: int, sampling: Sampling) -> list[list[Trace]]:

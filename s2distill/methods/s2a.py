@@ -57,6 +57,7 @@ def _clean(segment: str) -> str:
 class S2A(Method):
     name = "s2a"
     default_max_tokens = {"rewrite": 128, "answer": 128}
+    demo_steps = ("rewrite",)
     rewrite_prompt = (
         "Given the following text by a user, extract the part that is unbiased and not their opinion, "
         "so that using that text alone would be good context for providing an unbiased answer to the "
@@ -72,7 +73,7 @@ class S2A(Method):
 
     def run(self, rows: list[dict[str, Any]], task: Task, engine: Engine, n: int, sampling: Sampling) -> list[list[Trace]]:
         rewrites = engine.generate(
-            [user(self.rewrite_prompt.format(question=task.question(r))) for r in rows],
+            [self.chat("rewrite", self.rewrite_prompt.format(question=task.question(r)), task) for r in rows],
             n, self.sampling(sampling, "rewrite"), "s2a: rewrite",
         )
         parsed = [[parse_rewrite(c.text) for c in cs] for cs in rewrites]
@@ -93,6 +94,10 @@ class S2A(Method):
             traces.append(row_traces)
         return traces
 
+    def step_metrics(self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task) -> dict[str, Any]:
+        """Rewrite quality, without gold (see ``rewrite_quality``)."""
+        return rewrite_quality(rows, traces, task)
+
     def answer_chat(self, p: Rewrite, final: str) -> str:
         """The step-2 prompt: the rewrite alone (never the original text) and the answer format."""
         if p.parse == PARSED:
@@ -100,3 +105,40 @@ class S2A(Method):
         else:
             body = self.answer_prompt.format(context=p.context, final=final)
         return body.strip()  # an empty context leaves only the question
+
+
+def rewrite_quality(rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task) -> dict[str, Any]:
+    """How the rewrites went, over all samples, measured without gold.
+
+    * ``rewrite_format_rate``: share of rewrites that follow the two-label format (parse ``parsed``);
+    * ``rewrite_opinion_rate``: among rewrites of inputs that carry a user's opinion
+      (``task.opinion_answer``), the share whose text seen by step 2 (context + question) still
+      names the answer the opinion names; ``None`` when no input carries one. Inputs whose bare
+      question already names that answer are left out (a rewrite may keep it rightly).
+    """
+    samples = [t for ts in traces for t in ts]
+    out: dict[str, Any] = {
+        "rewrite_format_rate": sum(t.steps.get("parse") == PARSED for t in samples) / len(samples) if samples else None,
+        "rewrite_opinion_rate": None, "n_rewrites_with_opinion": 0}
+    kept = total = 0
+    for row, ts in zip(rows, traces):
+        text = task.question(row)
+        named = task.opinion_answer(text)
+        if named is None or _names(task.core_question(text), named):
+            continue
+        for t in ts:
+            total += 1
+            kept += _names(f"{t.steps.get('context', '')} {t.steps.get('question', '')}", named)
+    if total:
+        out.update(rewrite_opinion_rate=kept / total, n_rewrites_with_opinion=total)
+    return out
+
+
+def _names(text: str, answer: str) -> bool:
+    """``answer`` occurs in ``text`` as a whole-word sequence (case and punctuation ignored)."""
+    a = _words(answer)
+    return bool(a) and f" {a} " in f" {_words(text)} "
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())

@@ -81,6 +81,17 @@ class Task:
         q = self.question(row)
         return f"{q}\n{self.direct_instruction}" if self.direct_instruction else q
 
+    def core_question(self, text: str) -> str:
+        """An input text without what a variant adds to it (a user's opinion...): the bare
+        question, used to tell whether a demonstration shares a question with the data."""
+        return text
+
+    def opinion_answer(self, text: str) -> str | None:
+        """The answer a user's opinion in an input text names ("I think the answer is Lyon…" →
+        "Lyon"), or ``None``: a property of the input, never a label. Used to measure whether a
+        rewrite (S2A) kept the opinion."""
+        return None
+
     # -- answers ----------------------------------------------------------------------------
     def extract(self, text: str) -> str | None:
         """The final answer in a model output, normalised, or ``None`` (an abstention)."""
@@ -91,6 +102,10 @@ class Task:
 
     def extra_metrics(self, preds: list[str | None], rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Task-specific metrics reported beside accuracy (e.g. biased vs unbiased prompts)."""
+        return {}
+
+    def subsets(self, rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+        """Named subsets of test rows (indices) that paired tests also report on (e.g. biased prompts)."""
         return {}
 
     def perturbation(self) -> Perturbation | None:

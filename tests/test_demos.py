@@ -184,6 +184,8 @@ def test_paired_tests_use_statsmodels_exact_mcnemar_on_a_known_table():
     assert out["mcnemar_p_biased"] == pytest.approx(expected)
     assert out["mcnemar_p"] == pytest.approx(expected)  # the unbiased rows are all concordant
     assert out["mcnemar_p_unbiased"] == 1.0
+    assert out["mcnemar_p_suggest_incorrect"] == pytest.approx(expected)  # every biased row is suggest_incorrect
+    assert "mcnemar_p_doubt_correct" not in out  # no such rows: no test
     res = out["paired"]["distilled_vs_system1"]["biased"]
     assert (res["n"], res["wins"], res["losses"]) == (30, 9, 1)
     assert "system2_vs_system1" not in out["paired"]

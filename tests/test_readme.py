@@ -11,7 +11,10 @@ from s2distill.report import BLOCK, REPO, update_readme
 def test_readme_tables_match_the_committed_results():
     text = (REPO / "README.md").read_text(encoding="utf-8")
     sources = [m["src"] for m in BLOCK.finditer(text)]
-    assert sources == ["experiments/results/*.json", "experiments/results/cpu_smoke", "experiments/results/real_scale"]
+    assert sources == ["experiments/results/positive_control", "experiments/results/*.json",
+                       "experiments/results/cpu_smoke", "experiments/results/real_scale"]
+    # the results section opens with the positive control, as its per-variant table
+    assert [m["kind"] for m in BLOCK.finditer(text)][0] == "bias"
     assert update_readme(text) == text, "README tables are stale: run python -m s2distill.report --update-readme"
 
 
@@ -30,3 +33,18 @@ def test_check_and_update_readme_cli(tmp_path, capsys):
     rec["system2"]["acc"] = 0.99  # the results change → the README must follow
     (tmp_path / "runs" / "a.json").write_text(json.dumps(rec))
     assert report.main(["--check-readme", "--readme", str(readme)]) == 1
+
+
+def test_bias_table_shows_per_variant_accuracy_mcnemar_and_rewrites():
+    df = report.collect_source("experiments/results/positive_control")
+    table = report.bias_markdown(df)
+    head = table.splitlines()[0]
+    assert all(v in head for v in report.BIAS_VARIANTS) and "agree_incorrect" in head
+    s2a = df[df["method"] == "s2a"].iloc[0]
+    # the S2A cell's System-2 row, formatted from its own results.json
+    acc = s2a["system2_acc_by_bias.suggest_incorrect"]
+    row = next(ln for ln in table.splitlines() if ln.startswith("| s2a + demos (s2a_rewrite) | System 2 |"))
+    assert f"{100 * acc:.1f} [" in row.split("|")[5]
+    assert f"exact McNemar p = {s2a['paired.distilled_vs_system1.biased.mcnemar_p']:.3g}" in table
+    assert "rewrites following the format" in table and "precision of kept answers" in table
+    assert len([ln for ln in table.splitlines() if ln.startswith("| system1 |")]) == 3  # the control cell

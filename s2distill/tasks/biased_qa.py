@@ -199,8 +199,10 @@ class BiasedQA(Task):
         return bias_metrics(preds, rows)
 
     def subsets(self, rows: list[dict[str, Any]]) -> dict[str, list[int]]:
-        return {"biased": [i for i, r in enumerate(rows) if r["bias"] in BIASED],
-                "unbiased": [i for i, r in enumerate(rows) if r["bias"] == "none"]}
+        out = {"biased": [i for i, r in enumerate(rows) if r["bias"] in BIASED]}
+        out.update({"unbiased" if v == "none" else v: [i for i, r in enumerate(rows) if r["bias"] == v]
+                    for v in TEMPLATES})
+        return out
 
 
 # -- pure helpers ---------------------------------------------------------------------------------

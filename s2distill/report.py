@@ -28,11 +28,12 @@ import pandas as pd
 from s2distill import results
 from s2distill.errors import UserError
 from s2distill.metrics import wilson_ci
+from s2distill.tasks.biased_qa import TEMPLATES
 
 
 def cell(acc: float, lo: float, hi: float, tokens: float) -> str:
     """``52.0 [42.3, 61.5] · 2.0 tok`` (percent); an absent arm is ``—``."""
-    if acc is None or (isinstance(acc, float) and math.isnan(acc)):
+    if _missing(acc):
         return "—"
     return f"{100 * acc:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] · {tokens:.1f} tok"
 
@@ -58,7 +59,7 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-BIAS_VARIANTS = ("none", "suggest_correct", "suggest_incorrect", "doubt_correct")
+BIAS_VARIANTS = tuple(TEMPLATES)  # biased_qa's opinion variants, in its order
 
 
 def bias_markdown(df: pd.DataFrame) -> str:

@@ -101,7 +101,14 @@ def load(spec: str, steps: Iterable[str]) -> Demos:
 
 
 def normalise(text: str) -> str:
+    """Lowercase words, punctuation dropped, single spaces ("Who? Me!" → "who me")."""
     return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+
+
+def contains_words(text: str, phrase: str) -> bool:
+    """``phrase`` occurs in ``text`` as a whole-word sequence, both normalised (empty: never)."""
+    p = normalise(phrase)
+    return bool(p) and f" {p} " in f" {normalise(text)} "
 
 
 def overlaps(a: str, b: str) -> bool:
@@ -112,7 +119,7 @@ def overlaps(a: str, b: str) -> bool:
     if a == b:
         return True
     short, long_ = sorted((a, b), key=len)
-    return len(short.split()) >= MIN_CONTAINED_WORDS and f" {short} " in f" {long_} "
+    return len(short.split()) >= MIN_CONTAINED_WORDS and contains_words(long_, short)
 
 
 def check_overlap(demos: Demos, questions: Iterable[str], core: Any = lambda q: q) -> None:
@@ -122,12 +129,10 @@ def check_overlap(demos: Demos, questions: Iterable[str], core: Any = lambda q: 
     question (``Task.core_question``), applied to both sides.
     """
     cores = {normalise(core(q)) for q in questions}
-    cores.discard("")
-    exact = set(cores)
     for step, items in demos.steps.items():
         for i, d in enumerate(items, 1):
             c = normalise(core(d.input))
-            hit = c if c in exact else next((q for q in cores if overlaps(c, q)), None)
+            hit = next((q for q in cores if overlaps(c, q)), None)
             if hit is not None:
                 raise UserError(f"method.demos: {demos.path} step {step!r} demo {i} shares a question with the "
                                 f"task's data ({hit[:80]!r}); demonstrations must use other questions")

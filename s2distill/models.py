@@ -87,6 +87,24 @@ def check_chat_template(path: str, what: str = "model") -> None:
                         "use an instruction-tuned model or add a chat_template to tokenizer_config.json)")
 
 
+def check_shared_vocab(teacher: str, student: str) -> None:
+    """Soft targets compare distributions token by token: teacher and student must share one
+    vocabulary (same token → id map and the same special tokens). Fails in one line otherwise."""
+    from transformers import AutoTokenizer
+
+    t, s = AutoTokenizer.from_pretrained(teacher), AutoTokenizer.from_pretrained(student)
+    tv, sv = t.get_vocab(), s.get_vocab()
+    if tv != sv:
+        diff = len(set(tv.items()) ^ set(sv.items()))
+        raise UserError(f"teacher {teacher} and student {student} do not share a vocabulary ({len(tv)} vs {len(sv)} "
+                        f"tokens, {diff} token/id pairs differ): train=kd needs one tokenizer (use train=full for "
+                        "hard-label SFT across model families)")
+    specials = ("bos_token", "eos_token", "unk_token")
+    if any(getattr(t, k) != getattr(s, k) for k in specials):
+        raise UserError(f"teacher {teacher} and student {student} share a vocabulary but not their special tokens "
+                        f"({', '.join(f'{k}: {getattr(t, k)!r} vs {getattr(s, k)!r}' for k in specials)})")
+
+
 def _bundled(name: str, cache: Path) -> ResolvedModel:
     if name not in BUNDLED:
         raise UserError(f"unknown bundled model {name!r} (known: {', '.join(BUNDLED)})")

@@ -28,7 +28,7 @@ from s2distill.filters import FILTERS, Decision, Filter, FilterTools
 from s2distill.methods import METHODS, Method, Trace
 from s2distill.methods.demos import check_overlap
 from s2distill.metrics import distribution, majority_baseline, mcnemar, wilson_ci
-from s2distill.models import ResolvedModel, check_chat_template, resolve
+from s2distill.models import ResolvedModel, check_chat_template, check_shared_vocab, resolve
 from s2distill.sft_data import fit, sft_examples
 from s2distill.tasks import TASKS, Task
 from s2distill.tasks.base import GOLD_COLUMNS
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 ARMS = ("system1", "system2", "distilled")
 #: engine options that do not change what the engine generates (left out of fingerprints)
-COSMETIC_ENGINE_KEYS = ("use_tqdm", "expected_tokens", "compile_costs", "compile")
+COSMETIC_ENGINE_KEYS = ("use_tqdm", "expected_tokens", "compile_costs", "compile", "max_logprobs")
 #: what the base model's engine generates (sizes ``engine.compile: auto``)
 BASE_JOBS = ("generate", "system1", "system2")
 
@@ -52,13 +52,19 @@ class Context:
     task: Task
     method: Method
     filter: Filter
-    model: ResolvedModel
+    model: ResolvedModel  # the student: System-1 and Distilled arms, the base of training
     store: Store
     engines: EnginePool
     train_cfg: dict[str, Any] = field(default_factory=dict)
+    #: the System-2 model: generation, the filter, the System-2 arm and KD's soft targets
+    #: (``teacher=``; the student itself by default: self-distillation)
+    teacher: ResolvedModel | None = None
     timings: dict[str, float] = field(default_factory=dict)
     #: generated tokens per sampled stage (``sample_traces``), cached stages included
     tokens: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.teacher = self.teacher or self.model
 
     @property
     def adapter(self) -> bool:
@@ -125,6 +131,12 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
         log.warning(warning)
     model = resolve(cfg.model.name_or_path, cfg.paths.models_dir)
     check_chat_template(model.path)
+    teacher = model
+    if cfg.get("teacher"):
+        teacher = resolve(str(cfg.teacher), cfg.paths.models_dir)
+        check_chat_template(teacher.path, "teacher")
+    if train_cfg.get("kd") and teacher.path != model.path:
+        check_shared_vocab(teacher.path, model.path)  # soft targets are distributions over one vocabulary
     store = Store(cfg.paths.cache_dir, run_dir)
     engine_cfg = OmegaConf.to_container(cfg.engine, resolve=True)
     engine_cfg["expected_tokens"] = expected_tokens(cfg, task, method, BASE_JOBS)
@@ -136,7 +148,9 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
     if isolate not in (True, False, "auto"):
         raise UserError(f"isolate must be true, false or auto (got {isolate!r})")
     engines = EnginePool(engine_cfg, isolate=launch.on_gpu() if isolate == "auto" else bool(isolate))
-    return Context(cfg, task, method, filt, model, store, engines, train_cfg)
+    if (train_cfg.get("kd") or {}).get("top_k", 0) > 20:
+        engine_cfg["max_logprobs"] = int(train_cfg["kd"]["top_k"])  # vLLM caps prompt logprobs at 20
+    return Context(cfg, task, method, filt, model, store, engines, train_cfg, teacher=teacher)
 
 
 def expected_tokens(cfg: DictConfig, task: Task, method: Method, jobs: tuple[str, ...]) -> int:
@@ -160,13 +174,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     with ctx.engines:
         samples, gen_fp = generate(ctx, train_rows)
         decisions, filt_fp = filter_samples(ctx, train_rows, samples, gen_fp)
-        evals = {arm: evaluate(ctx, arm, test_rows) for arm in ("system1", "system2")}
+        # the teacher's stages first, then the student's: a distinct teacher's engine starts once
+        evals = {"system2": evaluate(ctx, "system2", test_rows)}
+        training_set = sft_data(ctx, train_rows, decisions, filt_fp, samples)
+        evals["system1"] = evaluate(ctx, "system1", test_rows)
         if not ctx.serves_adapter_in_process:
             # free the base model's engine before training needs the memory; an in-process (CPU)
             # engine that will serve the distilled LoRA adapter stays: no second model load
             ctx.engines.close()
             ctx.engines.cfg["expected_tokens"] = expected_tokens(cfg, ctx.task, ctx.method, ("distilled",))
-        model_dir, train_fp, training = train(ctx, train_rows, decisions, filt_fp)
+        model_dir, train_fp, training = train(ctx, training_set)
         evals["distilled"] = evaluate(ctx, "distilled", test_rows, model_dir, train_fp) if model_dir else None
     results = summarize(ctx, train_rows, test_rows, decisions, evals, training,
                         samples=samples, gold_train=data["train"].to_list())
@@ -223,11 +240,11 @@ def generate(ctx: Context, rows: list[dict[str, Any]]) -> tuple[list[list[Trace]
     samp = sampling(cfg, "generate")
     fp = fingerprint("generate", {
         "task": ctx.task.fingerprint_config(), "method": ctx.method.fingerprint_config(),
-        "model": ctx.model.key, "n": int(cfg.generate.n), "sampling": samp.__dict__,
+        "model": ctx.teacher.key, "n": int(cfg.generate.n), "sampling": samp.__dict__,
         "engine": ctx.engine_key(BASE_JOBS),
     })
     with ctx.timed("generate"):
-        traces = sample_traces(ctx, "generate", fp, rows, ctx.method, ctx.model.path, int(cfg.generate.n), samp)
+        traces = sample_traces(ctx, "generate", fp, rows, ctx.method, ctx.teacher.path, int(cfg.generate.n), samp)
     return traces, fp
 
 
@@ -241,9 +258,9 @@ def filter_samples(
     def resample(variant_rows: list[dict[str, Any]], tag: str) -> list[list[Trace]]:
         # its own stage name: its artifact sits beside generate.jsonl in the run dir, not over it
         vfp = fingerprint("generate", {"variant": tag}, [gen_fp])
-        return sample_traces(ctx, f"generate_{tag}", vfp, variant_rows, ctx.method, ctx.model.path, n, samp)
+        return sample_traces(ctx, f"generate_{tag}", vfp, variant_rows, ctx.method, ctx.teacher.path, n, samp)
 
-    tools = FilterTools(engine=lambda: ctx.engines.get(ctx.model.path), resample=resample)
+    tools = FilterTools(engine=lambda: ctx.engines.get(ctx.teacher.path), resample=resample)
     with ctx.timed("filter"):
         recs = ctx.store.load_records("filter", fp)
         if recs is None:
@@ -253,18 +270,29 @@ def filter_samples(
     return [Decision(**{k: v for k, v in r.items() if k != "id"}) for r in recs], fp
 
 
-def train(
-    ctx: Context, rows: list[dict[str, Any]], decisions: list[Decision], filt_fp: str
-) -> tuple[Path | None, str, dict[str, Any]]:
-    """SFT of the base model on the kept answers: the fitted SFT dataset is an artifact of its
-    own, trained in this process (1 CPU process) or under ``accelerate launch`` (``launch.py``)."""
-    from s2distill.train import train as sft
+@dataclass
+class SFTData:
+    """The training set: fitted SFT examples (and, for ``train=kd``, the teacher's top-k at each
+    completion token, row for row), with the fingerprint training keys on."""
 
+    examples: list[dict[str, Any]]
+    fp: str
+    counts: dict[str, Any]
+    teacher: list[dict[str, Any]] | None = None
+    teacher_fp: str | None = None
+
+
+def sft_data(
+    ctx: Context, rows: list[dict[str, Any]], decisions: list[Decision], filt_fp: str,
+    samples: list[list[Trace]] | None = None,
+) -> SFTData:
+    """System-1 prompt → kept answer, fitted to ``max_length`` (an artifact of its own); with
+    ``train=kd`` also the teacher's soft targets (``teacher_scores``)."""
     t, chat_kw = ctx.train_cfg, ctx.engines.cfg.get("chat_template_kwargs") or {}
     max_length = (t.get("sft") or {}).get("max_length")
     data_fp = fingerprint("sft_data", {"model": ctx.model.key, "prompt": ctx.task.direct_instruction,
                                        "max_length": max_length, "truncation": t.get("truncation", "prompt"),
-                                       "chat_template_kwargs": chat_kw}, [filt_fp])
+                                       "chat_template_kwargs": chat_kw, "schema": 2}, [filt_fp])
     examples = ctx.store.load_records("sft_data", data_fp)
     if examples is None:
         from transformers import AutoTokenizer
@@ -274,32 +302,90 @@ def train(
         examples = fitted.examples
         ctx.store.save_records("sft_data", data_fp, examples, {
             "n_kept": len(raw), "n_truncated": fitted.n_truncated, "n_dropped": fitted.n_dropped})
-    counts = ctx.store.info("sft_data", data_fp)
-    fp = fingerprint("train", {"train": t, "model": ctx.model.key}, [data_fp])
-    if not examples:
+    data = SFTData(examples, data_fp, ctx.store.info("sft_data", data_fp))
+    if t.get("kd") and examples:
+        if samples is None:
+            raise RuntimeError("train=kd needs the System-2 samples to build the teacher's context")
+        data.teacher, data.teacher_fp, scoring = teacher_scores(ctx, rows, decisions, samples, data)
+        data.counts = {**data.counts, "teacher_scoring": scoring}
+    return data
+
+
+def teacher_scores(
+    ctx: Context, rows: list[dict[str, Any]], decisions: list[Decision], samples: list[list[Trace]], data: SFTData,
+) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+    """The teacher's top-k log-probabilities at every completion token of the SFT examples,
+    conditioned on the System-2 context of a sample that gave the kept answer (``kd.context:
+    system2``) or on the System-1 prompt (``none``); captured once through the engine (vLLM
+    ``prompt_logprobs``), in resumable batches, as a fingerprinted artifact. The teacher's
+    engine is closed before the student trains."""
+    from transformers import AutoTokenizer
+
+    from s2distill import teacher as kd_teacher
+
+    kd, chat_kw = ctx.train_cfg["kd"], ctx.engines.cfg.get("chat_template_kwargs") or {}
+    fp = fingerprint("teacher", {"teacher": ctx.teacher.key, "top_k": int(kd["top_k"]), "context": kd["context"],
+                                 "method": ctx.method.fingerprint_config(), "chat_template_kwargs": chat_kw,
+                                 "engine": ctx.engine_key(BASE_JOBS)}, [data.fp])
+    with ctx.timed("teacher_scores"):
+        recs = ctx.store.load_records("teacher", fp)
+        if recs is None:
+            by_id = {r["id"]: (r, d, ts) for r, d, ts in zip(rows, decisions, samples)}
+            chats, fallbacks = kd_teacher.teacher_chats(ctx.task, ctx.method, data.examples, by_id, kd["context"])
+            seqs, starts = kd_teacher.sequences(AutoTokenizer.from_pretrained(ctx.model.path),
+                                                AutoTokenizer.from_pretrained(ctx.teacher.path),
+                                                data.examples, chats, chat_kw)
+            done = ctx.store.load_batches("teacher", fp)
+            bs = int(ctx.cfg.generate.batch_size)
+            for b, start in enumerate(range(0, len(seqs), bs)):
+                if b in done:
+                    continue
+                scored = ctx.engines.get(ctx.teacher.path).score(seqs[start : start + bs], starts[start : start + bs],
+                                                                  int(kd["top_k"]), "teacher: soft targets")
+                done[b] = [{"teacher_ids": s.ids, "teacher_logprobs": s.logprobs} for s in scored]
+                ctx.store.append_batch("teacher", fp, b, done[b])
+            recs = [rec for b in range(len(done)) for rec in done[b]]
+            ctx.store.save_records("teacher", fp, recs, {
+                "n_examples": len(seqs), "n_context_fallback": fallbacks, "top_k": int(kd["top_k"]),
+                "n_sequence_tokens": sum(map(len, seqs)), "n_scored_tokens": sum(len(s) - b for s, b in zip(seqs, starts))})
+    info = {**ctx.store.info("teacher", fp), "time_s": ctx.timings["teacher_scores"]}
+    return recs, fp, info
+
+
+def train(ctx: Context, data: SFTData) -> tuple[Path | None, str, dict[str, Any]]:
+    """Fine-tune the student on ``data``: SFT on the kept answers (``train=kd``: plus the
+    teacher's soft targets), in this process (1 CPU process) or under ``accelerate launch``
+    (``launch.py``)."""
+    from s2distill.train import train as sft
+
+    t = ctx.train_cfg
+    fp = fingerprint("train", {"train": t, "model": ctx.model.key}, [data.teacher_fp or data.fp])
+    if not data.examples:
         log.warning("the filter kept no inputs (or none fit max_length): nothing to train on, no distilled model")
-        return None, fp, {**counts, "world_size": None}
+        return None, fp, {**data.counts, "world_size": None}
     with ctx.timed("train"):
         out = ctx.store.load_dir("train", fp)
         if out is None:
             tmp = ctx.store.staging_dir("train", fp)
             work = ctx.store.dir("train", fp).with_name(f".{fp}.checkpoints")
             if ctx.launched:  # its own processes: their memory comes back when they exit
-                data = ctx.store.dir("sft_data", data_fp) / "records.jsonl"
                 spec = tmp.with_name(f"{tmp.name}.train.json")
                 atomic_write_text(spec, json.dumps(t))
+                args = ["--data", str(ctx.store.dir("sft_data", data.fp) / "records.jsonl"), "--model", ctx.model.path,
+                        "--config", str(spec), "--out", str(tmp), "--work", str(work)]
+                if data.teacher_fp:
+                    args += ["--teacher", str(ctx.store.dir("teacher", data.teacher_fp) / "records.jsonl")]
                 log_file = (ctx.store.run_dir or tmp.parent) / "train.log"
-                launch.run(launch.command(["--data", str(data), "--model", ctx.model.path, "--config", str(spec),
-                                           "--out", str(tmp), "--work", str(work)], t), log_file)
+                launch.run(launch.command(args, t), log_file)
                 spec.unlink(missing_ok=True)
             else:
-                sft(examples, ctx.model.path, t, tmp, work)
+                sft(data.examples, ctx.model.path, t, tmp, work, data.teacher)
             if not (tmp / INFO_FILE).is_file() or not any((tmp / f).is_file() for f in (
                     "config.json", "adapter_config.json")):
                 raise RuntimeError(f"training finished without saving a model in {tmp}")
             out = ctx.store.commit_dir("train", fp, tmp)
     info = json.loads((out / INFO_FILE).read_text())
-    return out, fp, {**counts, **info}
+    return out, fp, {**data.counts, **info}
 
 
 def evaluate(
@@ -308,9 +394,10 @@ def evaluate(
     """Run one arm on the test split (greedy by default, majority@k with ``eval.k``) and score it."""
     cfg = ctx.cfg
     method = ctx.method if arm == "system2" else METHODS.get("system1")()
-    model_key = upstream or ctx.model.key
+    base = ctx.teacher if arm == "system2" else ctx.model
+    model_key = upstream or base.key
     adapter = str(model_dir) if model_dir and ctx.adapter else None
-    model_path = str(model_dir) if model_dir and not adapter else ctx.model.path
+    model_path = str(model_dir) if model_dir and not adapter else base.path
     samp = sampling(cfg, "eval")
     inputs = [{k: v for k, v in r.items() if k not in GOLD_COLUMNS} for r in rows]  # prompts never see gold
     fp = fingerprint("eval", {
@@ -320,7 +407,7 @@ def evaluate(
     })
     # with method=system1 the System-2 arm IS System 1 on the base model: same fingerprint, so it
     # shares the System-1 arm's artifact instead of generating it a second time
-    name = "system1" if arm == "system2" and method.name == "system1" and model_dir is None else arm
+    name = "system1" if arm == "system2" and method.name == "system1" and ctx.teacher == ctx.model else arm
     with ctx.timed(f"eval_{arm}"):
         traces = sample_traces(ctx, f"eval_{name}", fp, inputs, method, model_path, int(cfg.eval.k), samp, adapter)
     perturbed = None
@@ -355,6 +442,7 @@ def summarize(
         "method": ctx.method.name,
         "filter": ctx.filter.name,
         "model": ctx.model.key,
+        "teacher": ctx.teacher.key,
         "engine": cfg.engine.name,
         "engine_config": ctx.engine_key(BASE_JOBS),
         "seed": int(cfg.seed),
@@ -379,8 +467,17 @@ def summarize(
         "engine_starts": ctx.engines.starts,
         "cache_hits": ctx.store.hits,
         "computed": ctx.store.misses,
+        "overrides": command_overrides(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+
+
+def command_overrides() -> list[str] | None:
+    """The command line's overrides (``task=coin_flip method=rar …``) when Hydra ran the job, so a
+    results file says how to reproduce it; None when ``run`` was called from Python."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
 
 
 def kept_precision(task: Task, decisions: list[Decision], gold_rows: list[dict[str, Any]] | None) -> dict[str, Any]:

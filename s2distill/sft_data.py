@@ -33,7 +33,8 @@ class Fitted:
 
 def sft_examples(task: Any, rows: list[dict[str, Any]], decisions: list[Any],
                  chat_template_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Prompt → completion chats: the System-1 prompt and the kept System-2 final answer.
+    """Prompt → completion chats: the System-1 prompt and the kept System-2 final answer, with
+    the input's ``id`` (which the trainer drops; KD's teacher stage finds the input by it).
 
     ``chat_template_kwargs`` (e.g. Qwen3's ``enable_thinking: false``) ride along per example,
     which is how TRL's SFTTrainer passes them to ``apply_chat_template``.
@@ -41,7 +42,7 @@ def sft_examples(task: Any, rows: list[dict[str, Any]], decisions: list[Any],
     out = []
     for r, d in zip(rows, decisions):
         if d.kept and d.answer is not None:
-            ex = {"prompt": [{"role": "user", "content": task.direct_prompt(r)}],
+            ex = {"id": r["id"], "prompt": [{"role": "user", "content": task.direct_prompt(r)}],
                   "completion": [{"role": "assistant", "content": task.target(d.answer)}]}
             if chat_template_kwargs:
                 ex["chat_template_kwargs"] = dict(chat_template_kwargs)

@@ -57,8 +57,11 @@ def precision_warning(cfg: dict[str, Any]) -> str | None:
 
 
 def train(examples: list[dict[str, Any]], base_model: str, cfg: dict[str, Any], out_dir: Path,
-          work_dir: Path | None = None) -> dict[str, Any]:
+          work_dir: Path | None = None, teacher: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Fine-tune ``base_model`` on prompt/completion chats; the main process saves to ``out_dir``.
+
+    With ``cfg["kd"]`` (``train=kd``) ``teacher`` holds, row for row, the teacher's top-k at each
+    completion token, and the loss adds the soft-target divergence (``kd_trainer.py``).
 
     ``cfg["sft"]`` goes to ``trl.SFTConfig`` unchanged; ``cfg["lora"]`` (if set) to
     ``peft.LoraConfig``: the adapter is saved as is (served by vLLM as a LoRA adapter), or merged
@@ -92,8 +95,18 @@ def train(examples: list[dict[str, Any]], base_model: str, cfg: dict[str, Any], 
         from peft import LoraConfig
 
         peft_config = LoraConfig(task_type="CAUSAL_LM", **cfg["lora"])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                         processing_class=tokenizer, peft_config=peft_config)
+    kd = cfg.get("kd")
+    if kd:
+        from s2distill.kd_trainer import KDTrainer
+
+        if teacher is None or len(teacher) != len(examples):
+            raise RuntimeError(f"train=kd: {len(teacher or [])} teacher rows for {len(examples)} examples")
+        rows = [{**ex, **t} for ex, t in zip(examples, teacher)]
+        trainer = KDTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                            peft_config=peft_config, kd=kd)
+    else:
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                             processing_class=tokenizer, peft_config=peft_config)
     if len(trainer.train_dataset) != len(examples):  # sft_data.fit() makes TRL's truncation a no-op
         raise RuntimeError(f"TRL dropped {len(examples) - len(trainer.train_dataset)} examples at "
                            "preparation: they were not fitted to max_length")
@@ -113,6 +126,11 @@ def train(examples: list[dict[str, Any]], base_model: str, cfg: dict[str, Any], 
             "steps": result.global_step, "world_size": int(trainer.args.world_size),
             "mixed_precision": "bf16" if args.bf16 else ("fp16" if args.fp16 else "no"),
             "adapter": peft_config is not None and not cfg.get("merge")}
+    if kd:
+        hist = trainer.state.log_history
+        info.update(kd={k: kd.get(k) for k in ("alpha", "temperature", "divergence", "beta", "top_k", "mode", "context")},
+                    ce=[h["ce"] for h in hist if "ce" in h],
+                    kd_divergence=[h["kd_divergence"] for h in hist if "kd_divergence" in h])
     main = acc.is_main_process
     acc.wait_for_everyone()
     # the accelerator lists the model it prepared, and accelerate's forward wrapper makes a
@@ -157,13 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", required=True, help="JSON of the train config (sft, lora, dtype, ...)")
     ap.add_argument("--out", required=True, help="folder the main process saves the model to")
     ap.add_argument("--work", default=None, help="checkpoint folder (resumed from)")
+    ap.add_argument("--teacher", default=None, help="train=kd: JSONL of the teacher's top-k, row for row")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     from s2distill.artifacts import read_jsonl
 
     examples = read_jsonl(Path(a.data))
     cfg = json.loads(Path(a.config).read_text())
-    train(examples, a.model, cfg, Path(a.out), Path(a.work) if a.work else None)
+    teacher = read_jsonl(Path(a.teacher)) if a.teacher else None
+    train(examples, a.model, cfg, Path(a.out), Path(a.work) if a.work else None, teacher)
 
 
 if __name__ == "__main__":

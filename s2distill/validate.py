@@ -35,7 +35,9 @@ SAMPLING_KEYS = {"generate": ("n", "temperature", "top_p", "batch_size", "extra"
                  "eval": ("k", "temperature", "top_p", "extra")}
 #: what train.py (and its launcher) read; a new train option is added here too
 TRAIN_KEYS = ("name", "dtype", "save_dtype", "lora", "merge", "sft", "num_processes", "num_machines",
-              "accelerate_config", "truncation")
+              "accelerate_config", "truncation", "kd")
+#: train.kd's keys (conf/train/kd.yaml)
+KD_KEYS = ("alpha", "temperature", "divergence", "beta", "top_k", "mode", "context")
 #: set by s2distill itself when it builds the library object: a user value would collide
 RESERVED = {"train.sft": ("output_dir",), "train.lora": ("task_type",)}
 
@@ -54,6 +56,8 @@ def check_config(cfg: DictConfig) -> None:
     try:
         if "seed" in c:
             _typecheck("seed", c["seed"], int)
+        if c.get("teacher") is not None and not isinstance(c["teacher"], str):
+            raise UserError(f"teacher must be a model name or folder, like model.name_or_path (got {c['teacher']!r})")
         method = _check_components(c)
         _check_sampling(c, method)
         _check_engine(c.get("engine") or {})
@@ -329,9 +333,37 @@ def _check_train(train: dict[str, Any], engine: str) -> None:
     if train.get("truncation", "prompt") not in TRUNCATION_MODES:
         raise UserError(f"train.truncation must be one of {', '.join(TRUNCATION_MODES)} "
                         f"(got {train.get('truncation')!r})")
+    if train.get("kd") is not None:
+        _check_kd(train["kd"], engine)
     if lora and not train.get("merge") and engine not in ADAPTER_ENGINES:
         raise UserError(f"train=lora evaluates the distilled arm as a LoRA adapter, which engine={engine} cannot "
                         f"serve (engines that can: {', '.join(ADAPTER_ENGINES)}); set train.merge=true to merge it")
+
+
+def _check_kd(kd: Any, engine: str) -> None:
+    from s2distill.losses.kd import DIVERGENCES
+    from s2distill.teacher import CONTEXTS
+
+    if not isinstance(kd, Mapping):
+        raise UserError(f"train.kd must be null or a mapping ({', '.join(KD_KEYS)}) (got {kd!r})")
+    _check_keys("train.kd", kd, KD_KEYS, "train.kd option")
+    for key in ("alpha", "beta"):
+        v = kd.get(key, 0.5)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise UserError(f"train.kd.{key} must be a number in [0, 1] (got {v!r})")
+    t = kd.get("temperature", 1.0)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+        raise UserError(f"train.kd.temperature must be a number > 0 (got {t!r})")
+    if kd.get("divergence", "forward_kl") not in DIVERGENCES:
+        raise UserError(f"train.kd.divergence must be one of {', '.join(DIVERGENCES)} (got {kd.get('divergence')!r})")
+    k = kd.get("top_k", 20)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"train.kd.top_k must be an integer >= 1 (got {k!r})")
+    if kd.get("mode", "offline") != "offline":
+        raise UserError(f"train.kd.mode: only offline is available (teacher log-probs captured once before "
+                        f"training); got {kd.get('mode')!r}")
+    if kd.get("context", "system2") not in CONTEXTS:
+        raise UserError(f"train.kd.context must be one of {', '.join(CONTEXTS)} (got {kd.get('context')!r})")
 
 
 def _cuda() -> bool:

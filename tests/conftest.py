@@ -124,6 +124,20 @@ class FakeEngine:
             out.append([Completion(self.answers[(h >> j) % len(self.answers)], 3) for j in range(n)])
         return out
 
+    def score(self, sequences, starts, top_k, desc=""):
+        """Deterministic top-k per scored position: ids from the position's token, log-probs falling."""
+        import math
+
+        from s2distill.engines.base import TopK
+
+        self.calls.append((len(sequences), 0))
+        out = []
+        for seq, start in zip(sequences, starts):
+            ids = [[(seq[p] + j) % 1000 for j in range(top_k)] for p in range(start, len(seq))]
+            lps = [[math.log(0.5 ** (j + 1)) for j in range(top_k)] for _ in range(start, len(seq))]
+            out.append(TopK(ids, lps))
+        return out
+
     def close(self):
         pass
 
@@ -188,8 +202,10 @@ def fake_run(compose, fake_engine, monkeypatch, tmp_path):
     from s2distill import pipeline
     from s2distill import train as sft
 
-    def fake_train(examples, base_model, cfg, out_dir, work_dir=None):
+    def fake_train(examples, base_model, cfg, out_dir, work_dir=None, teacher=None):
         (Path(out_dir) / "examples.json").write_text(json.dumps(examples, sort_keys=True))
+        if teacher is not None:
+            (Path(out_dir) / "teacher.json").write_text(json.dumps(teacher, sort_keys=True))
         (Path(out_dir) / "config.json").write_text("{}")
         info = {"n_examples": len(examples), "world_size": 1}
         (Path(out_dir) / sft.INFO_FILE).write_text(json.dumps(info))

@@ -192,7 +192,7 @@ def test_train_stage_retrains_after_corruption(compose, monkeypatch, tmp_path):
 
     trained: list[Path] = []
 
-    def fake_train(examples, base, cfg, out_dir, work_dir=None):
+    def fake_train(examples, base, cfg, out_dir, work_dir=None, teacher=None):
         (out_dir / "model.safetensors").write_bytes(b"weights" * 100)
         (out_dir / "config.json").write_text("{}")
         (out_dir / sft.INFO_FILE).write_text(json.dumps({"n_examples": len(examples), "world_size": 1}))
@@ -203,12 +203,13 @@ def test_train_stage_retrains_after_corruption(compose, monkeypatch, tmp_path):
     ctx = pipeline.build(compose("task.n_train=2", "task.n_test=2"), None)
     rows = ctx.task.unlabeled(ctx.task.load()["train"]).to_list()
     decisions = [Decision(True, "yes", "majority"), Decision(True, "no", "majority")]
-    out, fp, info = pipeline.train(ctx, rows, decisions, "filt")
+    data = pipeline.sft_data(ctx, rows, decisions, "filt")
+    out, fp, info = pipeline.train(ctx, data)
     assert info["n_examples"] == 2 and info["world_size"] == 1 and info["n_dropped"] == 0
-    assert len(trained) == 1 and pipeline.train(ctx, rows, decisions, "filt")[0] == out
+    assert len(trained) == 1 and pipeline.train(ctx, data)[0] == out
     assert len(trained) == 1  # intact: loaded, not retrained
     truncate(out / "model.safetensors")
-    out2, _, _ = pipeline.train(ctx, rows, decisions, "filt")
+    out2, _, _ = pipeline.train(ctx, data)
     assert len(trained) == 2 and (out2 / "model.safetensors").read_bytes() == b"weights" * 100
 
 

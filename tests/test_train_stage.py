@@ -111,11 +111,12 @@ def test_train_stage_leaves_no_model_in_the_process(compose, tiny_model):
     def models() -> list:
         return [o for o in gc.get_objects() if type(o).__name__.endswith("ForCausalLM")]
 
+    data = pipeline.sft_data(ctx, rows, decisions, "filt")
     gc.collect()
     earlier = models()  # e.g. the fixture's, made before this test
     gc.disable()  # nothing may be collected for the stage after it returns
     try:
-        out, _, info = pipeline.train(ctx, rows, decisions, "filt")
+        out, _, info = pipeline.train(ctx, data)
         alive = [type(o).__name__ for o in models() if not any(o is e for e in earlier)]
     finally:
         del earlier

@@ -18,6 +18,15 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class TopK:
+    """An engine's top-k next-token log-probabilities at each scored position: ``ids[j]`` and
+    ``logprobs[j]`` (k each, most likely first) predict the sequence's token ``start + j``."""
+
+    ids: list[list[int]]
+    logprobs: list[list[float]]
+
+
+@dataclass(frozen=True)
 class Sampling:
     """Sampling options shared by all engines; ``extra`` passes engine-specific ones through.
 
@@ -53,6 +62,11 @@ class Engine(Protocol):
                  adapter: str | None = None) -> list[list[Completion]]:
         """``n`` completions for every chat, in input order (through the LoRA ``adapter`` folder
         on top of the engine's model, where the engine serves adapters)."""
+
+    def score(self, sequences: list[list[int]], starts: list[int], top_k: int, desc: str = "") -> list[TopK]:
+        """Teacher forcing: for every token sequence, the model's top-k log-probabilities at the
+        positions ``start .. len - 1`` (the distribution each of those tokens was drawn from),
+        in one pass over all sequences, nothing generated."""
 
     def close(self) -> None:
         """Free the engine's memory (processes, KV cache)."""

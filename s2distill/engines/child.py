@@ -13,7 +13,7 @@ import multiprocessing as mp
 import traceback
 from typing import Any
 
-from s2distill.engines.base import Chat, Completion, Sampling
+from s2distill.engines.base import Chat, Completion, Sampling, TopK
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,9 @@ def _serve(conn: Any, model: str, cfg: dict[str, Any]) -> None:
             msg = conn.recv()
             if msg[0] == "close":
                 break
-            _, args, kwargs = msg
+            method, args, kwargs = msg
             try:
-                conn.send(("ok", engine.generate(*args, **kwargs)))
+                conn.send(("ok", getattr(engine, method)(*args, **kwargs)))
             except BaseException as e:  # noqa: BLE001
                 conn.send(("error", type(e).__name__, str(e), traceback.format_exc()))
     finally:
@@ -76,6 +76,10 @@ class ChildEngine:
     def generate(self, chats: list[Chat], n: int, sampling: Sampling, desc: str = "",
                  **kw: Any) -> list[list[Completion]]:
         self._conn.send(("generate", (chats, n, sampling, desc), kw))
+        return self._reply()
+
+    def score(self, sequences: list[list[int]], starts: list[int], top_k: int, desc: str = "") -> list[TopK]:
+        self._conn.send(("score", (sequences, starts, top_k, desc), {}))
         return self._reply()
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from s2distill.engines.base import Chat, Completion, Sampling, resolve_dtype
+from s2distill.engines.base import Chat, Completion, Sampling, TopK, resolve_dtype
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,19 @@ class HFEngine:
                 out.append(comps)
             bar.update(len(batch))
         bar.close()
+        return out
+
+    def score(self, sequences: list[list[int]], starts: list[int], top_k: int, desc: str = "") -> list[TopK]:
+        """One forward pass per sequence (no padding to get wrong): top-k of the log-softmax."""
+        import torch
+
+        out = []
+        for seq, start in tqdm(list(zip(sequences, starts)), desc=desc or "hf score", disable=not self.use_tqdm):
+            with torch.inference_mode():
+                logits = self.lm(torch.tensor([seq], device=self.device)).logits[0].float()
+            # logits at position p - 1 predict token p
+            lp = torch.log_softmax(logits[start - 1 : len(seq) - 1], dim=-1).topk(int(top_k), dim=-1)
+            out.append(TopK(lp.indices.tolist(), lp.values.tolist()))
         return out
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
-from s2distill.engines.base import Chat, Completion, Sampling, derive_seed, resolve_dtype
+from s2distill.engines.base import Chat, Completion, Sampling, TopK, derive_seed, resolve_dtype
 from s2distill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,7 @@ class VLLMEngine:
         use_tqdm: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
         max_lora_rank: int | None = None,
+        max_logprobs: int = 20,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
@@ -253,6 +254,8 @@ class VLLMEngine:
             kwargs["compilation_config"] = {"mode": 0}
         elif on_cpu:
             kwargs["worker_extension_cls"] = AOT_LOAD_FIX  # reuse compiled artifacts (see above)
+        if int(max_logprobs) != 20:  # vLLM's default cap on (prompt_)logprobs; KD's top_k may need more
+            kwargs["max_logprobs"] = int(max_logprobs)
         if max_lora_rank:  # the distilled arm is a LoRA adapter served on this base model
             kwargs.update(enable_lora=True, max_lora_rank=lora_rank_slot(int(max_lora_rank)))
         kwargs.update(extra or {})
@@ -295,6 +298,31 @@ class VLLMEngine:
         outs = self.llm.chat(chats, params, use_tqdm=self.use_tqdm, lora_request=lora,
                              chat_template_kwargs=self.chat_template_kwargs or None)
         return [[Completion(o.text, len(o.token_ids)) for o in req.outputs] for req in outs]
+
+    def score(self, sequences: list[list[int]], starts: list[int], top_k: int, desc: str = "") -> list[TopK]:
+        """vLLM ``prompt_logprobs=top_k`` on the token sequences (one token generated, discarded)."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if not sequences:
+            return []
+        if desc:
+            log.info("scoring: %s (%d sequences, top-%d)", desc, len(sequences), top_k)
+        self.llm.reset_prefix_cache()
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=int(top_k))
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(s)) for s in sequences], params,
+                                 use_tqdm=self.use_tqdm)
+        scored = []
+        for out, seq, start in zip(outs, sequences, starts):
+            ids, lps = [], []
+            for pos in range(start, len(seq)):
+                # the position's dict holds the top-k (rank 1..k) plus the actual token at its rank
+                top = sorted((lp.rank, tok, lp.logprob) for tok, lp in out.prompt_logprobs[pos].items()
+                             if lp.rank is not None and lp.rank <= top_k)[:top_k]
+                ids.append([t for _, t, _ in top])
+                lps.append([float(v) for _, _, v in top])
+            scored.append(TopK(ids, lps))
+        return scored
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

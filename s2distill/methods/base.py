@@ -64,6 +64,12 @@ class Method:
         """``<step>_prompt`` filled with an input text (a demo step's prompt)."""
         return getattr(self, f"{step}_prompt").format(question=question, final=task.final_instruction)
 
+    def teacher_chat(self, row: dict[str, Any], trace: Trace, task: Task) -> Chat | None:
+        """What a KD teacher is conditioned on when it scores ``trace``'s answer (``train.kd.context:
+        system2``): the System-2 context that produced the answer, as the prompt of a chat whose
+        reply is the answer. ``None``: this method has no such context (the System-1 prompt is used)."""
+        return None
+
     def step_metrics(self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task) -> dict[str, Any]:
         """Quality of intermediate steps, measured without gold (e.g. S2A's rewrites); none by default."""
         return {}
@@ -98,6 +104,13 @@ class Method:
         if self.demos is not None:  # by content: the same file elsewhere is the same method
             cfg["demos"] = self.demos.sha256
         return cfg
+
+
+def reasoned_chat(method: Method, step: str, template: str, row: dict[str, Any], trace: Trace, task: Task) -> Chat:
+    """A one-step method's context for a KD teacher: its prompt and its own reasoning as earlier
+    turns, then the System-1 question, whose answer the teacher scores."""
+    prompt = template.format(question=task.question(row), final=task.final_instruction)
+    return [*method.chat(step, prompt, task), {"role": "assistant", "content": trace.text}, *user(task.direct_prompt(row))]
 
 
 METHODS: Registry[type[Method]] = Registry("method", "s2distill.methods")

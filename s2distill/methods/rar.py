@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from s2distill.engines.base import Engine, Sampling, user
-from s2distill.methods.base import METHODS, Method, Trace
+from s2distill.engines.base import Chat, Engine, Sampling, user
+from s2distill.methods.base import METHODS, Method, Trace, reasoned_chat
 from s2distill.tasks.base import Task
 
 
@@ -46,6 +46,11 @@ class RaR(Method):
             traces.append(row_traces)
         return traces
 
+    def teacher_chat(self, row: dict[str, Any], trace: Trace, task: Task) -> Chat | None:
+        """The respond step's prompt: the question with the sampled rephrasing."""
+        return user(self.respond_prompt.format(question=task.question(row), rephrased=trace.steps["rephrased"].strip(),
+                                               final=task.final_instruction))
+
 
 @METHODS.register("rar_1step")
 class RaR1Step(Method):
@@ -57,3 +62,7 @@ class RaR1Step(Method):
     def run(self, rows: list[dict[str, Any]], task: Task, engine: Engine, n: int, sampling: Sampling) -> list[list[Trace]]:
         prompts = [self.respond_prompt.format(question=task.question(r), final=task.final_instruction) for r in rows]
         return self.one_step(prompts, task, engine, n, sampling, "respond")
+
+    def teacher_chat(self, row: dict[str, Any], trace: Trace, task: Task) -> Chat | None:
+        return reasoned_chat(self, "respond", self.respond_prompt, row, trace, task)
+

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from s2distill.engines.base import Engine, Sampling, user
+from s2distill.engines.base import Chat, Engine, Sampling, user
 from s2distill.methods.base import METHODS, Method, Trace
 from s2distill.methods.demos import contains_words
 from s2distill.tasks.base import Task
@@ -94,6 +94,14 @@ class S2A(Method):
                 row_traces.append(Trace(task.extract(a.text), a.text, c.n_tokens + a.n_tokens, steps))
             traces.append(row_traces)
         return traces
+
+    def teacher_chat(self, row: dict[str, Any], trace: Trace, task: Task) -> Chat | None:
+        """The step-2 prompt: the rewrite alone, never the user's original (opinionated) text."""
+        st = trace.steps
+        if st.get("parse", EMPTY) == EMPTY:
+            return None
+        return user(self.answer_chat(Rewrite(st.get("context", ""), st.get("question", ""), st["parse"]),
+                                     task.final_instruction))
 
     def step_metrics(self, rows: list[dict[str, Any]], traces: list[list[Trace]], task: Task) -> dict[str, Any]:
         """Rewrite quality, without gold (see ``rewrite_quality``)."""

@@ -1,0 +1,1 @@
+"""Training losses beyond TRL's SFT cross-entropy, one file each."""

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,9 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
                                               .get("chat_template_kwargs") or {})
     if train_cfg.get("lora") and not train_cfg.get("merge"):
         engine_cfg["max_lora_rank"] = int(train_cfg["lora"].get("r", 8))  # serve the distilled adapter
+    if int(cfg.get("rounds", 1)) > 1 and train_cfg.get("lora") and not train_cfg.get("merge"):
+        raise UserError("rounds > 1 starts each round from the last distilled model, which train=lora keeps as an "
+                        "adapter: set train.merge=true (or use train=full / train=kd)")
     isolate = cfg.get("isolate", "auto")
     if isolate not in (True, False, "auto"):
         raise UserError(f"isolate must be true, false or auto (got {isolate!r})")
@@ -164,6 +167,10 @@ def expected_tokens(cfg: DictConfig, task: Task, method: Method, jobs: tuple[str
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """One cell: ``rounds`` (default 1) of generate → filter → train → evaluate. Round r + 1
+    starts from round r's distilled model, as its System-2 model (teacher) and as its student
+    base; it stops early when a round's filter keeps nothing. results.json is the last round's,
+    with every round's block under ``rounds`` when there are several."""
     ctx = build(cfg, run_dir)
     data = ctx.task.load()
     train_rows = ctx.task.unlabeled(data["train"]).to_list()
@@ -171,25 +178,45 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if ctx.method.demos is not None:  # before any engine starts
         check_overlap(ctx.method.demos, [ctx.task.question(r) for r in train_rows + test_rows],
                       ctx.task.core_question)
+    n_rounds, blocks = int(cfg.get("rounds", 1)), []
     with ctx.engines:
-        samples, gen_fp = generate(ctx, train_rows)
-        decisions, filt_fp = filter_samples(ctx, train_rows, samples, gen_fp)
-        # the teacher's stages first, then the student's: a distinct teacher's engine starts once
-        evals = {"system2": evaluate(ctx, "system2", test_rows)}
-        training_set = sft_data(ctx, train_rows, decisions, filt_fp, samples)
-        evals["system1"] = evaluate(ctx, "system1", test_rows)
-        if not ctx.serves_adapter_in_process:
-            # free the base model's engine before training needs the memory; an in-process (CPU)
-            # engine that will serve the distilled LoRA adapter stays: no second model load
-            ctx.engines.close()
-            ctx.engines.cfg["expected_tokens"] = expected_tokens(cfg, ctx.task, ctx.method, ("distilled",))
-        model_dir, train_fp, training = train(ctx, training_set)
-        evals["distilled"] = evaluate(ctx, "distilled", test_rows, model_dir, train_fp) if model_dir else None
-    results = summarize(ctx, train_rows, test_rows, decisions, evals, training,
-                        samples=samples, gold_train=data["train"].to_list())
+        for r in range(1, n_rounds + 1):
+            results, model_dir, train_fp = one_round(ctx, train_rows, test_rows, data["train"].to_list())
+            blocks.append({"round": r, "model_fingerprint": train_fp if model_dir else None, **results})
+            if r == n_rounds or model_dir is None:
+                if r < n_rounds:
+                    log.warning("round %d kept nothing to train on: no round %d", r, r + 1)
+                break
+            distilled = ResolvedModel(str(model_dir), train_fp)  # keyed as its distilled arm was
+            ctx = replace(ctx, model=distilled, teacher=distilled, timings={}, tokens={})
+            ctx.engines.cfg["expected_tokens"] = expected_tokens(cfg, ctx.task, ctx.method, BASE_JOBS)
+    results = blocks[-1] if n_rounds == 1 else {
+        **blocks[-1], "rounds": [{k: v for k, v in b.items() if k != "config"} for b in blocks]}
+    if n_rounds == 1:
+        results = {k: v for k, v in results.items() if k not in ("round", "model_fingerprint")}
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=str))
     log.info("results written to %s", run_dir / "results.json")
     return results
+
+
+def one_round(ctx: Context, train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
+              gold_train: list[dict[str, Any]]) -> tuple[dict[str, Any], Path | None, str]:
+    """generate → filter → train → evaluate with ``ctx``'s teacher and student."""
+    samples, gen_fp = generate(ctx, train_rows)
+    decisions, filt_fp = filter_samples(ctx, train_rows, samples, gen_fp)
+    # the teacher's stages first, then the student's: a distinct teacher's engine starts once
+    evals = {"system2": evaluate(ctx, "system2", test_rows)}
+    training_set = sft_data(ctx, train_rows, decisions, filt_fp, samples)
+    evals["system1"] = evaluate(ctx, "system1", test_rows)
+    if not ctx.serves_adapter_in_process:
+        # free the base model's engine before training needs the memory; an in-process (CPU)
+        # engine that will serve the distilled LoRA adapter stays: no second model load
+        ctx.engines.close()
+        ctx.engines.cfg["expected_tokens"] = expected_tokens(ctx.cfg, ctx.task, ctx.method, ("distilled",))
+    model_dir, train_fp, training = train(ctx, training_set)
+    evals["distilled"] = evaluate(ctx, "distilled", test_rows, model_dir, train_fp) if model_dir else None
+    results = summarize(ctx, train_rows, test_rows, decisions, evals, training, samples=samples, gold_train=gold_train)
+    return results, model_dir, train_fp
 
 
 # -- stages ---------------------------------------------------------------------------------------

@@ -56,6 +56,9 @@ def check_config(cfg: DictConfig) -> None:
     try:
         if "seed" in c:
             _typecheck("seed", c["seed"], int)
+        rounds = c.get("rounds", 1)
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise UserError(f"rounds must be an integer >= 1 (got {rounds!r})")
         if c.get("teacher") is not None and not isinstance(c["teacher"], str):
             raise UserError(f"teacher must be a model name or folder, like model.name_or_path (got {c['teacher']!r})")
         method = _check_components(c)

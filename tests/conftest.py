@@ -207,6 +207,9 @@ def fake_run(compose, fake_engine, monkeypatch, tmp_path):
         if teacher is not None:
             (Path(out_dir) / "teacher.json").write_text(json.dumps(teacher, sort_keys=True))
         (Path(out_dir) / "config.json").write_text("{}")
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(base_model).save_pretrained(out_dir)  # as SFTTrainer.save_model does
         info = {"n_examples": len(examples), "world_size": 1}
         (Path(out_dir) / sft.INFO_FILE).write_text(json.dumps(info))
         return info

@@ -235,3 +235,32 @@ def test_cli_kd_with_a_different_student_end_to_end(cli, tiny_model, bundled_mod
     # the teacher answers System 2, the student System 1 and Distilled: different models, different outputs
     assert res["system2"]["mean_tokens"] > 0 and res["distilled"]["n"] == res["system1"]["n"] == 4
     assert res["engine_starts"] == 3  # teacher once (generate .. soft targets), student, distilled
+
+
+def test_two_rounds_give_two_blocks_and_round_two_starts_from_round_ones_model(fake_run, fake_engine,
+                                                                                  tmp_path) -> None:
+    res = fake_run("task.n_train=6", "task.n_test=4", "generate.n=2", "filter.threshold=0.5", "rounds=2")
+    first, second = res["rounds"]
+    assert (first["round"], second["round"]) == (1, 2) and res["round"] == 2
+    assert first["n_kept"] > 0 and first["model_fingerprint"]
+    # round 2's System-2 model (teacher) and student base are round 1's distilled model
+    assert second["teacher"] == second["model"] == first["model_fingerprint"]
+    assert first["teacher"] == first["model"] != second["model"]
+    assert second["model_fingerprint"] != first["model_fingerprint"]
+    # engines: the base model (round 1), round 1's model folder (its distilled arm, then all of
+    # round 2's generation and System-1/2 arms on the same live engine), round 2's model
+    models = [Path(e.model).name for e in fake_engine]
+    assert models[1:] == [first["model_fingerprint"], second["model_fingerprint"]]
+    assert second["computed"][:1] == ["generate"]  # round 2 generated anew, on that model
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("rounds=0", "rounds must be an integer >= 1"),
+    ("rounds=2 train=lora", "rounds > 1 starts each round from the last distilled model"),
+])
+def test_bad_rounds_fail_in_one_line(compose, fake_engine, override, message) -> None:
+    from s2distill import pipeline
+
+    with pytest.raises(UserError, match=message):
+        pipeline.build(compose(*override.split()), None)
+    assert fake_engine == []

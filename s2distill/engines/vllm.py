@@ -309,7 +309,7 @@ class VLLMEngine:
         if desc:
             log.info("scoring: %s (%d sequences, top-%d)", desc, len(sequences), top_k)
         self.llm.reset_prefix_cache()
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=int(top_k))
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=int(top_k), detokenize=False)
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(s)) for s in sequences], params,
                                  use_tqdm=self.use_tqdm)
         scored = []

@@ -62,6 +62,8 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
     #: generated tokens per sampled stage (``sample_traces``), cached stages included
     tokens: dict[str, int] = field(default_factory=dict)
+    #: ``synthesize`` options when the training inputs are grown from seeds (``synthesize.k > 0``)
+    synth: Any = None
 
     def __post_init__(self) -> None:
         self.teacher = self.teacher or self.model
@@ -151,9 +153,18 @@ def build(cfg: DictConfig, run_dir: Path | None) -> Context:
     if isolate not in (True, False, "auto"):
         raise UserError(f"isolate must be true, false or auto (got {isolate!r})")
     engines = EnginePool(engine_cfg, isolate=launch.on_gpu() if isolate == "auto" else bool(isolate))
+    synth = None
+    if int((cfg.get("synthesize") or {}).get("k") or 0) > 0:
+        from s2distill.synthesize import Options
+
+        synth = Options.from_config(OmegaConf.to_container(cfg.synthesize, resolve=True))
+        if not task.synthesizable:
+            raise UserError(f"synthesize: task {task.name} has structured inputs that cannot be synthesized as text")
+        if synth.k > task.n_train:
+            raise UserError(f"synthesize.k={synth.k} seeds but task.n_train={task.n_train}: the seeds are train inputs")
     if (train_cfg.get("kd") or {}).get("top_k", 0) > 20:
         engine_cfg["max_logprobs"] = int(train_cfg["kd"]["top_k"])  # vLLM caps prompt logprobs at 20
-    return Context(cfg, task, method, filt, model, store, engines, train_cfg, teacher=teacher)
+    return Context(cfg, task, method, filt, model, store, engines, train_cfg, teacher=teacher, synth=synth)
 
 
 def expected_tokens(cfg: DictConfig, task: Task, method: Method, jobs: tuple[str, ...]) -> int:
@@ -179,9 +190,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         check_overlap(ctx.method.demos, [ctx.task.question(r) for r in train_rows + test_rows],
                       ctx.task.core_question)
     n_rounds, blocks = int(cfg.get("rounds", 1)), []
+    gold_train: list[dict[str, Any]] | None = data["train"].to_list()
     with ctx.engines:
+        synthesis = None
+        if ctx.synth is not None:  # the training inputs grown from the first k (never the test split)
+            train_rows, synthesis = synthesize_inputs(ctx, train_rows)
+            gold_train = None  # synthesized inputs have no gold: no kept_precision
         for r in range(1, n_rounds + 1):
-            results, model_dir, train_fp = one_round(ctx, train_rows, test_rows, data["train"].to_list())
+            results, model_dir, train_fp = one_round(ctx, train_rows, test_rows, gold_train)
+            if synthesis is not None:
+                results = {**results, "synthesis": synthesis}
             blocks.append({"round": r, "model_fingerprint": train_fp if model_dir else None, **results})
             if r == n_rounds or model_dir is None:
                 if r < n_rounds:
@@ -200,7 +218,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def one_round(ctx: Context, train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
-              gold_train: list[dict[str, Any]]) -> tuple[dict[str, Any], Path | None, str]:
+              gold_train: list[dict[str, Any]] | None) -> tuple[dict[str, Any], Path | None, str]:
     """generate → filter → train → evaluate with ``ctx``'s teacher and student."""
     samples, gen_fp = generate(ctx, train_rows)
     decisions, filt_fp = filter_samples(ctx, train_rows, samples, gen_fp)
@@ -220,6 +238,33 @@ def one_round(ctx: Context, train_rows: list[dict[str, Any]], test_rows: list[di
 
 
 # -- stages ---------------------------------------------------------------------------------------
+def synthesize_inputs(ctx: Context, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The first ``synthesize.k`` unlabeled train inputs as seeds, grown to ``task.n_train`` by
+    the (teacher) model (``synthesize.py``); a resumable artifact of its own."""
+    from s2distill import synthesize as syn
+
+    o, seed_rows = ctx.synth, rows[: ctx.synth.k]
+    seeds = [ctx.task.question(r) for r in seed_rows]
+    fp = fingerprint("synthesize", {"task": ctx.task.fingerprint_config(), "model": ctx.teacher.key,
+                                    "options": o.__dict__, "seeds": seeds, "n_target": ctx.task.n_train,
+                                    "engine": ctx.engine_key(BASE_JOBS)})
+    with ctx.timed("synthesize"):
+        recs = ctx.store.load_records("synthesize", fp)
+        if recs is None:
+            recs = syn.synthesize(lambda: ctx.engines.get(ctx.teacher.path), ctx.task, seeds, ctx.task.n_train, o,
+                                  int(ctx.cfg.seed), ctx.store.load_batches("synthesize", fp),
+                                  lambda r, judged: ctx.store.append_batch("synthesize", fp, r, judged))
+            ctx.store.save_records("synthesize", fp, recs)
+    kept = [x["question"] for x in recs if x["verdict"] == "kept"][: max(ctx.task.n_train - len(seeds), 0)]
+    out = seed_rows + [{"id": f"synth-{i}", "question": q} for i, q in enumerate(kept)]
+    ctx.tokens["generate_synthesize"] = sum(x["tokens"] for x in recs)
+    info = syn.report(recs, len(seeds), len(kept))
+    log.info("synthesized inputs: %d kept of %d generated (%d duplicates, %d invalid); %d training inputs",
+             info["n_kept"], info["n_generated"], info["n_duplicate"], info["n_invalid"], len(out))
+    return out, {**info, "examples_kept": kept[:5],
+                 "examples_dropped": [x for x in recs if x["verdict"] != "kept"][:5]}
+
+
 def sampling(cfg: DictConfig, node: str) -> Sampling:
     c = cfg[node]
     return Sampling(temperature=float(c.temperature), top_p=float(c.top_p), extra=dict(c.get("extra") or {}))

@@ -51,6 +51,8 @@ class Task:
     #: hold extracted answers, so it is part of every stage fingerprint (tests/test_extraction_rar_logs
     #: pins each task's outputs on a probe corpus to this number)
     extractor_version: int = 1
+    #: inputs are plain question texts that ``synthesize`` can grow (not structured pairs)
+    synthesizable: bool = True
 
     def __init__(self, n_train: int = 100, n_test: int = 100, seed: int = 0, data_file: str | None = None):
         if n_train < 1 or n_test < 1:

@@ -105,6 +105,7 @@ def unswap(answer: str | None) -> str | None:
 @TASKS.register("llm_judge")
 class LLMJudge(Task):
     name = "llm_judge"
+    synthesizable = False
     labels = ("A", "B", "tie")
     direct_instruction = f"Output only your final verdict: {_FORMAT}"
     final_instruction = f"After your explanation, output your final verdict strictly in this format: {_FORMAT}"

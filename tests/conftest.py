@@ -99,6 +99,15 @@ class Recording:
         return sum(c.n_tokens for c in self.completions())
 
 
+def default_task(name: str):
+    """The registered task ``name`` with its defaults; the YAML task type with a shipped file."""
+    from s2distill.tasks import TASKS
+
+    if name == "yaml":
+        return TASKS.get("yaml")(file=str(REPO / "conf/task/capitals_yn.yaml"))
+    return TASKS.get(name)()
+
+
 class FakeEngine:
     """Deterministic stand-in for pure-logic tests: answers from a hash of the prompt."""
 

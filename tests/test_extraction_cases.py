@@ -15,6 +15,7 @@ from s2distill.tasks.coin_flip import CoinFlip
 from s2distill.tasks.gsm8k import extract_number, same_number
 from s2distill.tasks.last_letter import extract_letters
 from s2distill.tasks.llm_judge import extract_verdict
+from tests.conftest import default_task
 
 
 @pytest.mark.parametrize("text, want", [
@@ -128,4 +129,4 @@ def test_changed_extractor_is_never_served_from_the_cache(compose, fake_engine, 
 
 def test_every_task_has_an_extractor_version():
     for name in TASKS.names():
-        assert TASKS.get(name)().fingerprint_config()["extractor_version"] >= 1
+        assert default_task(name).fingerprint_config()["extractor_version"] >= 1

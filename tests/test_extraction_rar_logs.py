@@ -16,6 +16,7 @@ import pytest
 
 from bench.extraction_agreement import OUT_JSON, disagreements, load_logs, table, verdicts
 from s2distill.tasks import TASKS
+from tests.conftest import default_task
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -89,7 +90,7 @@ def extractor_digests() -> dict[str, dict[str, object]]:
     corpus = [r["response"] for r in load_logs()] + PROBES
     out = {}
     for name in TASKS.names():
-        task = TASKS.get(name)()
+        task = default_task(name)
         got = json.dumps([task.extract(t) for t in corpus])
         out[name] = {"extractor_version": task.extractor_version,
                      "outputs_sha256": hashlib.sha256(got.encode()).hexdigest()}

@@ -18,6 +18,7 @@ from s2distill.evaluate import score_arm
 from s2distill.filters.majority import vote
 from s2distill.methods.base import Trace
 from s2distill.tasks import TASKS
+from tests.conftest import default_task
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def time_limit(seconds: float):
 
 @pytest.mark.parametrize("name", TASKS.names())
 def test_unparseable_outputs_are_abstentions(name):
-    task = TASKS.get(name)()
+    task = default_task(name)
     rows = task.load()["test"].select(range(2)).to_list()
     with time_limit(5.0):
         answers = {k: task.extract(text) for k, text in NASTY.items()}

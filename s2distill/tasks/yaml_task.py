@@ -39,7 +39,7 @@ from s2distill.tasks import extractors
 from s2distill.tasks.base import TASKS, Task, bundled_path, read_records, split, to_dataset
 
 SPEC_KEYS = ("name", "label", "include", "data", "answers", "extraction", "scoring", "prompts",
-             "n_train", "n_test", "seed")
+             "n_train", "n_test", "seed", "file")  # (a conf/task file may be given as task.file too)
 DATA_KEYS = ("path", "name", "split", "test_path", "test_split", "fields", "template")
 FILE_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 

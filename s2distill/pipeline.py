@@ -402,6 +402,7 @@ def teacher_scores(
     with ctx.timed("teacher_scores"):
         recs = ctx.store.load_records("teacher", fp)
         if recs is None:
+            t0 = time.monotonic()
             by_id = {r["id"]: (r, d, ts) for r, d, ts in zip(rows, decisions, samples)}
             chats, fallbacks = kd_teacher.teacher_chats(ctx.task, ctx.method, data.examples, by_id, kd["context"])
             seqs, starts = kd_teacher.sequences(AutoTokenizer.from_pretrained(ctx.model.path),
@@ -419,7 +420,10 @@ def teacher_scores(
             recs = [rec for b in range(len(done)) for rec in done[b]]
             ctx.store.save_records("teacher", fp, recs, {
                 "n_examples": len(seqs), "n_context_fallback": fallbacks, "top_k": int(kd["top_k"]),
-                "n_sequence_tokens": sum(map(len, seqs)), "n_scored_tokens": sum(len(s) - b for s, b in zip(seqs, starts))})
+                "n_sequence_tokens": sum(map(len, seqs)), "n_scored_tokens": sum(len(s) - b for s, b in zip(seqs, starts)),
+                # this call's scoring time (a resumed run: its last part), kept so that a cached
+                # artifact still reports what the soft targets cost
+                "compute_time_s": round(time.monotonic() - t0, 2)})
     info = {**ctx.store.info("teacher", fp), "time_s": ctx.timings["teacher_scores"]}
     return recs, fp, info
 
@@ -532,6 +536,9 @@ def summarize(
         "filter_reasons": distribution([d.reason for d in decisions]),
         "test_label_distribution": distribution(golds, top=None if ctx.task.labels else 10),
         "majority_baseline": majority_baseline(golds),
+        # indices of the task's named test subsets (e.g. biased prompts), so paired tests between
+        # cells (a KD variant vs hard-label SFT on the same test inputs) can be computed from files
+        "test_subsets": ctx.task.subsets(test_rows),
         **{arm: evals.get(arm) for arm in ARMS},
         **paired_tests(ctx.task, test_rows, evals),
         "training": training,

@@ -10,7 +10,8 @@ the full DataFrame (every column of ``s2distill.results``) as ``results.parquet`
 recursively, or a glob such as ``experiments/results/*.json``, relative to the repository);
 ``--check-readme`` exits 1 when one differs. README tables are never edited by hand. A marker
 ``<!-- report: SOURCE kind=bias ... -->`` gets the per-variant table of biased-QA cells
-(``bias_markdown``) instead.
+(``bias_markdown``) instead, and ``kind=kd`` the training variants of one cell side by side
+(``kd_markdown``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pandas as pd
 
 from s2distill import results
 from s2distill.errors import UserError
-from s2distill.metrics import wilson_ci
+from s2distill.metrics import mcnemar, wilson_ci
 from s2distill.tasks.biased_qa import TEMPLATES
 
 
@@ -98,6 +99,87 @@ def bias_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def kd_markdown(df: pd.DataFrame) -> str:
+    """Training variants of one cell side by side (issue 11): runs whose config differs only in
+    ``train`` share the kept set by construction (their generation and filter are the same cached
+    stages). One row per variant: the Distilled arm's accuracy [95% Wilson CI] on all test inputs
+    and on the task's subsets (biased / unbiased prompts), agreement with a wrong suggestion,
+    the exact McNemar test against the cell's hard-label SFT run on the same test inputs, training
+    wall time and what the teacher's soft targets cost (scored tokens, time)."""
+    runs = results.latest(df)
+    if runs.empty:
+        return "(no runs)"
+    cfg_cols = sorted(c for c in runs.columns if c.startswith("cfg.") and not c.startswith(("cfg.train.", "cfg.hydra")))
+    runs = runs.assign(_group=runs[cfg_cols].apply(lambda r: "|".join(map(str, r)), axis=1), _variant=runs.apply(_variant, axis=1))
+    subsets = [s for s in ("biased", "unbiased") if f"test_subsets.{s}" in runs.columns]
+    head = ["cell", "training", "kept", "Distilled (all)", *(f"Distilled ({s})" for s in subsets),
+            "agree_incorrect", "vs SFT (all)", *(f"vs SFT ({s})" for s in subsets[:1]), "train s",
+            "teacher tokens · s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
+    for _, group in runs.groupby("_group", sort=False):
+        group = group.sort_values("_variant", key=lambda v: v.map(_variant_order))
+        sft = group[group["train"] == "full"]
+        base = sft.iloc[0] if len(sft) else None
+        first = group.iloc[0]
+        label = f"{first['task']} × {_cell_label(first)}"
+        for _, r in group.iterrows():
+            vals = [label, r["_variant"], f"{int(r['n_kept'])}/{int(r['n_train'])}",
+                    _pct_ci(r["distilled_acc"], r["distilled_n"])]
+            correct = _json_list(r.get("distilled_correct"))
+            for sub in subsets:
+                idx = _json_list(r.get(f"test_subsets.{sub}"))
+                vals.append("—" if correct is None or not idx else
+                            _pct_ci(sum(correct[i] for i in idx) / len(idx), len(idx)))
+            agree = r.get("distilled_agree_incorrect_rate")
+            vals.append("—" if _missing(agree) else f"{100 * agree:.1f}")
+            for sub in ("all", *subsets[:1]):
+                vals.append(_vs(correct, _json_list(base.get("distilled_correct")) if base is not None else None,
+                                None if sub == "all" else _json_list(r.get(f"test_subsets.{sub}")))
+                            if r["train"] != "full" else "(reference)")
+            runtime = r.get("training.train_runtime_s")
+            vals.append("—" if _missing(runtime) else f"{runtime:.0f}")
+            tok, sec = r.get("training.teacher_scoring.n_scored_tokens"), r.get("training.teacher_scoring.compute_time_s")
+            vals.append("—" if _missing(tok) else f"{int(tok)} · {'?' if _missing(sec) else f'{sec:.0f}'}")
+            lines.append("| " + " | ".join(vals) + " |")
+        notes.append(f"**{label}**: System 1 {_pct_ci(first['system1_acc'], first['system1_n'])}, System 2 "
+                     f"{_pct_ci(first['system2_acc'], first['system2_n'])} on all {int(first['n_test'])} test inputs; "
+                     f"majority baseline {100 * first['majority_baseline']:.1f}; kept answers: {first['kept_label_distribution']}.")
+    lines += ["", "Accuracy (%) [95% Wilson CI] of the Distilled arm; vs SFT: test inputs this variant gets right "
+              "and hard-label SFT wrong / the reverse, exact McNemar p; train s: the trainer's wall time; teacher "
+              "tokens · s: completion tokens the teacher scored and the time it took (engine start included).", ""]
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def _variant(r: pd.Series) -> str:
+    if r.get("train") == "full":
+        return "SFT (hard labels)"
+    if r.get("train") != "kd":
+        return str(r.get("train"))
+    ctx = {"system2": "teacher given the System-2 context", "none": "teacher given the System-1 prompt"}
+    return (f"KD {r.get('cfg.train.kd.divergence')}, {ctx.get(r.get('cfg.train.kd.context'), r.get('cfg.train.kd.context'))}, "
+            f"α={r.get('cfg.train.kd.alpha')}, T={r.get('cfg.train.kd.temperature')}")
+
+
+def _variant_order(v: str) -> tuple[int, str]:
+    return (0 if v.startswith("SFT") else 1 if "System-1" in v else 2, v)
+
+
+def _json_list(v: Any) -> list[Any] | None:
+    return json.loads(v) if isinstance(v, str) and v.startswith("[") else None
+
+
+def _vs(a: list[Any] | None, b: list[Any] | None, idx: list[int] | None) -> str:
+    """``wins/losses, p`` of paired ``a`` against ``b`` (on ``idx`` only, when given)."""
+    if a is None or b is None or len(a) != len(b):
+        return "—"
+    idx = list(range(len(a))) if idx is None else idx
+    wins = sum(bool(a[i]) and not b[i] for i in idx)
+    losses = sum(bool(b[i]) and not a[i] for i in idx)
+    return f"{wins}/{losses}, p = {mcnemar([a[i] for i in idx], [b[i] for i in idx]):.2g}"
+
+
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -142,7 +224,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: closing one ends it
 BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)(?: kind=(?P<kind>\w+))?[^\n]*-->\n)(?P<body>.*?)"
                    r"(?P<close><!-- /report -->)", re.S)
-KINDS = {None: markdown, "bias": bias_markdown}
+KINDS = {None: markdown, "bias": bias_markdown, "kd": kd_markdown}
 
 
 def collect_source(src: str, root: Path = REPO) -> pd.DataFrame:

@@ -48,3 +48,30 @@ def test_bias_table_shows_per_variant_accuracy_mcnemar_and_rewrites():
     assert f"exact McNemar p = {s2a['paired.distilled_vs_system1.biased.mcnemar_p']:.3g}" in table
     assert "rewrites following the format" in table and "precision of kept answers" in table
     assert len([ln for ln in table.splitlines() if ln.startswith("| system1 |")]) == 3  # the control cell
+
+
+def _kd_run(tmp_path, name, train, correct, **kd):
+    """A biased-QA results file whose config differs from its siblings only in ``train``."""
+    rec = json.loads((REPO / "experiments/results/positive_control/s2a_demos.json").read_text())
+    rec["config"]["train"] = {"name": train, **({"kd": kd} if kd else {})}
+    rec["test_subsets"] = {"biased": [0, 1, 2, 3, 4, 5], "unbiased": [6, 7]}
+    rec["distilled"] = {**rec["distilled"], "n": len(correct), "acc": sum(correct) / len(correct), "correct": correct}
+    rec["training"] = {"train_runtime_s": 12.0, **({"teacher_scoring": {"n_scored_tokens": 345, "compute_time_s": 7.0}}
+                                                  if kd else {})}
+    (tmp_path / f"{name}.json").write_text(json.dumps(rec))
+
+
+def test_kd_table_pairs_each_variant_with_the_cells_hard_label_sft(tmp_path):
+    _kd_run(tmp_path, "sft", "full", [0, 0, 0, 0, 1, 1, 1, 0])
+    _kd_run(tmp_path, "ctx", "kd", [1, 1, 1, 0, 1, 0, 1, 1], divergence="forward_kl", context="system2",
+            alpha=0.5, temperature=1.0)
+    table = report.kd_markdown(report.collect_source(str(tmp_path), tmp_path))
+    rows = [ln for ln in table.splitlines() if ln.startswith("| biased_qa")]
+    assert len(rows) == 2 and "SFT (hard labels)" in rows[0] and "(reference)" in rows[0]
+    ctx = rows[1].split(" | ")
+    assert "teacher given the System-2 context" in ctx[1]
+    assert ctx[3].startswith("75.0 [") and ctx[4].startswith("66.7 [") and ctx[5].startswith("100.0 [")
+    # all 8: KD right where SFT is wrong on 0, 1, 2, 7; SFT right where KD is wrong on 5 -> 4/1;
+    # biased (0-5): 3/1; exact two-sided binomial p = 0.375 and 0.625
+    assert ctx[7] == "4/1, p = 0.38" and ctx[8] == "3/1, p = 0.62"
+    assert ctx[10].startswith("345 · 7")

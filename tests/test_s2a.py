@@ -127,6 +127,8 @@ def test_cli_s2a_biased_qa_usc(cli, tmp_path):
         assert 0 <= where["rewrite_format_rate"] <= 1 and where["n_rewrites_with_opinion"] > 0
     assert r["system1"].get("rewrite_format_rate") is None  # System 1 has no rewrite
     assert len(r["system1"]["correct"]) == 8 and set(r["system1"]["correct"]) <= {0, 1}
+    # 2 questions x (none + 3 opinion variants): the subsets' indices, for paired tests between cells
+    assert len(r["test_subsets"]["biased"]) == 6 and len(r["test_subsets"]["unbiased"]) == 2
     if r["distilled"]:
         assert 0 <= r["mcnemar_p_biased"] <= 1 and r["paired"]["distilled_vs_system1"]["biased"]["n"] == 6
     # vLLM's INFO lines go to the run's vllm.log, not to the console

@@ -10,8 +10,8 @@ the full DataFrame (every column of ``s2distill.results``) as ``results.parquet`
 recursively, or a glob such as ``experiments/results/*.json``, relative to the repository);
 ``--check-readme`` exits 1 when one differs. README tables are never edited by hand. A marker
 ``<!-- report: SOURCE kind=bias ... -->`` gets the per-variant table of biased-QA cells
-(``bias_markdown``) instead, and ``kind=kd`` the training variants of one cell side by side
-(``kd_markdown``).
+(``bias_markdown``) instead, and ``kind=variants`` the training and input variants of one cell
+side by side (``variants_markdown``).
 """
 
 from __future__ import annotations
@@ -99,17 +99,25 @@ def bias_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def kd_markdown(df: pd.DataFrame) -> str:
-    """Training variants of one cell side by side (issue 11): runs whose config differs only in
-    ``train`` share the kept set by construction (their generation and filter are the same cached
-    stages). One row per variant: the Distilled arm's accuracy [95% Wilson CI] on all test inputs
-    and on the task's subsets (biased / unbiased prompts), agreement with a wrong suggestion,
-    the exact McNemar test against the cell's hard-label SFT run on the same test inputs, training
-    wall time and what the teacher's soft targets cost (scored tokens, time)."""
+#: config prefixes a variants table compares within one cell: the training (hard labels, soft
+#: targets) and where the unlabeled inputs come from (real or synthesized)
+VARIANT_KEYS = ("cfg.train.", "cfg.synthesize.")
+
+
+def variants_markdown(df: pd.DataFrame) -> str:
+    """Variants of one cell side by side: runs whose config differs only in ``train`` (hard-label
+    SFT, soft-target KD, context distillation; they share the kept set by construction, as their
+    generation and filter are the same cached stages) or in ``synthesize`` (synthesized vs real
+    training inputs). One row per variant: the Distilled arm's accuracy [95% Wilson CI] on all
+    test inputs and on the task's subsets (biased / unbiased prompts), agreement with a wrong
+    suggestion, the exact McNemar test against the cell's reference run (hard-label SFT on real
+    inputs) on the same test inputs, training wall time and what the teacher's soft targets cost
+    (scored tokens, time); under the table, each cell's System 1 / System 2 and, for synthesized
+    inputs, what synthesis generated, kept and dropped."""
     runs = results.latest(df)
     if runs.empty:
         return "(no runs)"
-    cfg_cols = sorted(c for c in runs.columns if c.startswith("cfg.") and not c.startswith(("cfg.train.", "cfg.hydra")))
+    cfg_cols = sorted(c for c in runs.columns if c.startswith("cfg.") and not c.startswith((*VARIANT_KEYS, "cfg.hydra")))
     runs = runs.assign(_group=runs[cfg_cols].apply(lambda r: "|".join(map(str, r)), axis=1), _variant=runs.apply(_variant, axis=1))
     subsets = [s for s in ("biased", "unbiased") if f"test_subsets.{s}" in runs.columns]
     head = ["cell", "training", "kept", "Distilled (all)", *(f"Distilled ({s})" for s in subsets),
@@ -119,8 +127,8 @@ def kd_markdown(df: pd.DataFrame) -> str:
     notes = []
     for _, group in runs.groupby("_group", sort=False):
         group = group.sort_values("_variant", key=lambda v: v.map(_variant_order))
-        sft = group[group["train"] == "full"]
-        base = sft.iloc[0] if len(sft) else None
+        ref = group[group["_variant"] == REFERENCE]
+        base = ref.iloc[0] if len(ref) else None
         first = group.iloc[0]
         label = f"{first['task']} × {_cell_label(first)}"
         for _, r in group.iterrows():
@@ -136,34 +144,47 @@ def kd_markdown(df: pd.DataFrame) -> str:
             for sub in ("all", *subsets[:1]):
                 vals.append(_vs(correct, _json_list(base.get("distilled_correct")) if base is not None else None,
                                 None if sub == "all" else _json_list(r.get(f"test_subsets.{sub}")))
-                            if r["train"] != "full" else "(reference)")
+                            if r["_variant"] != REFERENCE else "(reference)")
             runtime = r.get("training.train_runtime_s")
             vals.append("—" if _missing(runtime) else f"{runtime:.0f}")
             tok, sec = r.get("training.teacher_scoring.n_scored_tokens"), r.get("training.teacher_scoring.compute_time_s")
             vals.append("—" if _missing(tok) else f"{int(tok)} · {'?' if _missing(sec) else f'{sec:.0f}'}")
             lines.append("| " + " | ".join(vals) + " |")
+        for _, r in group.iterrows():
+            if isinstance(r.get("synthesis.n_generated"), (int, float)) and not _missing(r.get("synthesis.n_generated")):
+                notes.append(f"**{label}, {r['_variant']}**: synthesis generated {int(r['synthesis.n_generated'])} "
+                             f"candidates in {int(r['synthesis.rounds'])} rounds: kept {int(r['synthesis.n_kept'])}, "
+                             f"near-duplicates {int(r['synthesis.n_duplicate'])}, invalid {int(r['synthesis.n_invalid'])}; "
+                             f"mean pairwise ROUGE-L of the kept inputs {r['synthesis.diversity_rouge_l']:.2f}; "
+                             f"{int(r['synthesis.tokens'])} tokens.")
         notes.append(f"**{label}**: System 1 {_pct_ci(first['system1_acc'], first['system1_n'])}, System 2 "
                      f"{_pct_ci(first['system2_acc'], first['system2_n'])} on all {int(first['n_test'])} test inputs; "
                      f"majority baseline {100 * first['majority_baseline']:.1f}; kept answers: {first['kept_label_distribution']}.")
     lines += ["", "Accuracy (%) [95% Wilson CI] of the Distilled arm; vs SFT: test inputs this variant gets right "
-              "and hard-label SFT wrong / the reverse, exact McNemar p; train s: the trainer's wall time; teacher "
+              "and the reference (hard-label SFT on real inputs) wrong / the reverse, exact McNemar p; train s: the trainer's wall time; teacher "
               "tokens · s: completion tokens the teacher scored and the time it took (engine start included).", ""]
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
 
 
+REFERENCE = "SFT (hard labels)"
+
+
 def _variant(r: pd.Series) -> str:
-    if r.get("train") == "full":
-        return "SFT (hard labels)"
-    if r.get("train") != "kd":
-        return str(r.get("train"))
     ctx = {"system2": "teacher given the System-2 context", "none": "teacher given the System-1 prompt"}
-    return (f"KD {r.get('cfg.train.kd.divergence')}, {ctx.get(r.get('cfg.train.kd.context'), r.get('cfg.train.kd.context'))}, "
-            f"α={r.get('cfg.train.kd.alpha')}, T={r.get('cfg.train.kd.temperature')}")
+    if r.get("train") == "full":
+        label = REFERENCE
+    elif r.get("train") == "kd":
+        label = (f"KD {r.get('cfg.train.kd.divergence')}, {ctx.get(r.get('cfg.train.kd.context'), r.get('cfg.train.kd.context'))}, "
+                 f"α={r.get('cfg.train.kd.alpha')}, T={r.get('cfg.train.kd.temperature')}")
+    else:
+        label = str(r.get("train"))
+    k = r.get("cfg.synthesize.k")
+    return label if _missing(k) or not k else f"{label}, inputs synthesized from {int(k)} seeds"
 
 
 def _variant_order(v: str) -> tuple[int, str]:
-    return (0 if v.startswith("SFT") else 1 if "System-1" in v else 2, v)
+    return (0 if v == REFERENCE else 1 if "System-1" in v else 2, v)
 
 
 def _json_list(v: Any) -> list[Any] | None:
@@ -224,7 +245,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: closing one ends it
 BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)(?: kind=(?P<kind>\w+))?[^\n]*-->\n)(?P<body>.*?)"
                    r"(?P<close><!-- /report -->)", re.S)
-KINDS = {None: markdown, "bias": bias_markdown, "kd": kd_markdown}
+KINDS = {None: markdown, "bias": bias_markdown, "variants": variants_markdown}
 
 
 def collect_source(src: str, root: Path = REPO) -> pd.DataFrame:

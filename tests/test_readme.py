@@ -50,10 +50,14 @@ def test_bias_table_shows_per_variant_accuracy_mcnemar_and_rewrites():
     assert len([ln for ln in table.splitlines() if ln.startswith("| system1 |")]) == 3  # the control cell
 
 
-def _kd_run(tmp_path, name, train, correct, **kd):
-    """A biased-QA results file whose config differs from its siblings only in ``train``."""
+def _kd_run(tmp_path, name, train, correct, synth=None, **kd):
+    """A biased-QA results file whose config differs from its siblings only in ``train`` (and in
+    ``synthesize`` when ``synth`` is the synthesis report of its inputs)."""
     rec = json.loads((REPO / "experiments/results/positive_control/s2a_demos.json").read_text())
     rec["config"]["train"] = {"name": train, **({"kd": kd} if kd else {})}
+    rec["config"]["synthesize"] = {"k": 8 if synth else 0}
+    if synth:
+        rec["synthesis"] = synth
     rec["test_subsets"] = {"biased": [0, 1, 2, 3, 4, 5], "unbiased": [6, 7]}
     rec["distilled"] = {**rec["distilled"], "n": len(correct), "acc": sum(correct) / len(correct), "correct": correct}
     rec["training"] = {"train_runtime_s": 12.0, **({"teacher_scoring": {"n_scored_tokens": 345, "compute_time_s": 7.0}}
@@ -61,13 +65,16 @@ def _kd_run(tmp_path, name, train, correct, **kd):
     (tmp_path / f"{name}.json").write_text(json.dumps(rec))
 
 
-def test_kd_table_pairs_each_variant_with_the_cells_hard_label_sft(tmp_path):
+def test_variants_table_pairs_each_variant_with_the_cells_hard_label_sft_on_real_inputs(tmp_path):
     _kd_run(tmp_path, "sft", "full", [0, 0, 0, 0, 1, 1, 1, 0])
     _kd_run(tmp_path, "ctx", "kd", [1, 1, 1, 0, 1, 0, 1, 1], divergence="forward_kl", context="system2",
             alpha=0.5, temperature=1.0)
-    table = report.kd_markdown(report.collect_source(str(tmp_path), tmp_path))
+    _kd_run(tmp_path, "synth", "full", [0, 0, 0, 0, 0, 0, 1, 0], synth={
+        "n_seeds": 8, "n_generated": 70, "n_kept": 50, "n_duplicate": 15, "n_invalid": 5, "rounds": 3,
+        "tokens": 9000, "diversity_rouge_l": 0.31})
+    table = report.variants_markdown(report.collect_source(str(tmp_path), tmp_path))
     rows = [ln for ln in table.splitlines() if ln.startswith("| biased_qa")]
-    assert len(rows) == 2 and "SFT (hard labels)" in rows[0] and "(reference)" in rows[0]
+    assert len(rows) == 3 and "SFT (hard labels)" in rows[0] and "(reference)" in rows[0]
     ctx = rows[1].split(" | ")
     assert "teacher given the System-2 context" in ctx[1]
     assert ctx[3].startswith("75.0 [") and ctx[4].startswith("66.7 [") and ctx[5].startswith("100.0 [")
@@ -75,3 +82,6 @@ def test_kd_table_pairs_each_variant_with_the_cells_hard_label_sft(tmp_path):
     # biased (0-5): 3/1; exact two-sided binomial p = 0.375 and 0.625
     assert ctx[7] == "4/1, p = 0.38" and ctx[8] == "3/1, p = 0.62"
     assert ctx[10].startswith("345 · 7")
+    synth = next(r for r in rows if "inputs synthesized from 8 seeds" in r).split(" | ")
+    assert synth[7] == "0/2, p = 0.5"  # synthesized-input SFT vs real-input SFT: loses inputs 4 and 5
+    assert "kept 50, near-duplicates 15, invalid 5; mean pairwise ROUGE-L of the kept inputs 0.31" in table

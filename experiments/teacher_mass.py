@@ -1,0 +1,90 @@
+"""Where does the teacher put its mass on the first answer token? (issue 11)
+
+For a ``train=kd`` run, every kept training input has the answer the filter kept (the SFT target)
+and the teacher's top-k log-probabilities at each completion token (``artifacts/teacher.jsonl``).
+Gold, read here only to analyse and never trained on, says whether the kept answer is right. At
+the first completion token this script reports, over kept inputs whose kept answer is wrong and
+over those whose kept answer is right: the teacher's mean probability of the kept answer's first
+token and of the gold answer's first token (0 when outside the top-k), and how often gold's
+first token gets more mass than the kept one's. Comparing a ``train.kd.context=system2`` run with
+a ``context=none`` run on the same kept set shows whether the System-2 context moves the
+teacher's mass towards the right answer where its sampled answer was wrong.
+
+    python experiments/teacher_mass.py outputs/regenerate/kd__pc_ctx outputs/regenerate/kd__pc_fkl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from transformers import AutoTokenizer
+
+from s2distill.models import resolve
+from s2distill.tasks import TASKS
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def first_token(tok: Any, text: str) -> int:
+    return tok(text, add_special_tokens=False)["input_ids"][0]
+
+
+def analyse(run: Path) -> dict[str, Any]:
+    res = json.loads((run / "results.json").read_text())
+    cfg = OmegaConf.create(res["config"])
+    task_opts = OmegaConf.to_container(cfg.task, resolve=True)
+    task = TASKS.get(task_opts.pop("name"))(**task_opts)
+    gold = {r["id"]: r for r in task.load()["train"].to_list()}
+    tok = AutoTokenizer.from_pretrained(resolve(cfg.model.name_or_path, cfg.paths.models_dir).path)
+    examples, teacher = jsonl(run / "artifacts/sft_data.jsonl"), jsonl(run / "artifacts/teacher.jsonl")
+    if len(examples) != len(teacher):
+        raise SystemExit(f"{run}: {len(examples)} SFT examples but {len(teacher)} teacher rows")
+    groups: dict[str, list[tuple[float, float]]] = {"kept answer wrong": [], "kept answer right": []}
+    for ex, t in zip(examples, teacher):
+        row, kept = gold[ex["id"]], ex["completion"][-1]["content"]
+        probs = {i: math.exp(lp) for i, lp in zip(t["teacher_ids"][0], t["teacher_logprobs"][0])}
+        g = first_token(tok, str(row["gold"]))
+        groups["kept answer right" if task.is_correct(kept, row) else "kept answer wrong"].append(
+            (probs.get(first_token(tok, kept), 0.0), probs.get(g, 0.0)))
+    out = {"run": run.name, "context": cfg.train.kd.context, "divergence": cfg.train.kd.divergence}
+    for name, pairs in groups.items():
+        n = len(pairs)
+        out[name] = {"n": n, "p_kept_first_token": sum(p for p, _ in pairs) / n if n else None,
+                     "p_gold_first_token": sum(g for _, g in pairs) / n if n else None,
+                     "gold_above_kept": sum(g > p for p, g in pairs)}
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories of train=kd cells")
+    ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    a = ap.parse_args(argv)
+    rows = [analyse(r) for r in a.runs]
+    print("| run | teacher context | kept inputs | P(kept 1st token) | P(gold 1st token) | gold above kept |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        for name in ("kept answer wrong", "kept answer right"):
+            g = r[name]
+            print(f"| {r['run']} | {r['context']} | {name}: {g['n']} | {_fmt(g['p_kept_first_token'])} | "
+                  f"{_fmt(g['p_gold_first_token'])} | {g['gold_above_kept']}/{g['n']} |")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

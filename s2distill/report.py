@@ -120,9 +120,10 @@ def variants_markdown(df: pd.DataFrame) -> str:
     cfg_cols = sorted(c for c in runs.columns if c.startswith("cfg.") and not c.startswith((*VARIANT_KEYS, "cfg.hydra")))
     runs = runs.assign(_group=runs[cfg_cols].apply(lambda r: "|".join(map(str, r)), axis=1), _variant=runs.apply(_variant, axis=1))
     subsets = [s for s in ("biased", "unbiased") if f"test_subsets.{s}" in runs.columns]
+    agree_col = "distilled_agree_incorrect_rate" in runs.columns and runs["distilled_agree_incorrect_rate"].notna().any()
     head = ["cell", "training", "kept", "Distilled (all)", *(f"Distilled ({s})" for s in subsets),
-            "agree_incorrect", "vs SFT (all)", *(f"vs SFT ({s})" for s in subsets[:1]), "train s",
-            "teacher tokens · s"]
+            *(["agree_incorrect"] if agree_col else []), "vs SFT (all)", *(f"vs SFT ({s})" for s in subsets[:1]),
+            "Distilled answers", "train s", "teacher tokens · s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
     for _, group in runs.groupby("_group", sort=False):
@@ -139,12 +140,14 @@ def variants_markdown(df: pd.DataFrame) -> str:
                 idx = _json_list(r.get(f"test_subsets.{sub}"))
                 vals.append("—" if correct is None or not idx else
                             _pct_ci(sum(correct[i] for i in idx) / len(idx), len(idx)))
-            agree = r.get("distilled_agree_incorrect_rate")
-            vals.append("—" if _missing(agree) else f"{100 * agree:.1f}")
+            if agree_col:
+                agree = r.get("distilled_agree_incorrect_rate")
+                vals.append("—" if _missing(agree) else f"{100 * agree:.1f}")
             for sub in ("all", *subsets[:1]):
                 vals.append(_vs(correct, _json_list(base.get("distilled_correct")) if base is not None else None,
                                 None if sub == "all" else _json_list(r.get(f"test_subsets.{sub}")))
                             if r["_variant"] != REFERENCE else "(reference)")
+            vals.append(_top_answers(r.get("distilled_answer_distribution")))
             runtime = r.get("training.train_runtime_s")
             vals.append("—" if _missing(runtime) else f"{runtime:.0f}")
             tok, sec = r.get("training.teacher_scoring.n_scored_tokens"), r.get("training.teacher_scoring.compute_time_s")
@@ -161,7 +164,8 @@ def variants_markdown(df: pd.DataFrame) -> str:
                      f"{_pct_ci(first['system2_acc'], first['system2_n'])} on all {int(first['n_test'])} test inputs; "
                      f"majority baseline {100 * first['majority_baseline']:.1f}; kept answers: {first['kept_label_distribution']}.")
     lines += ["", "Accuracy (%) [95% Wilson CI] of the Distilled arm; vs SFT: test inputs this variant gets right "
-              "and the reference (hard-label SFT on real inputs) wrong / the reverse, exact McNemar p; train s: the trainer's wall time; teacher "
+              "and the reference (hard-label SFT on real inputs) wrong / the reverse, exact McNemar p; Distilled "
+              "answers: its most common answers (count); train s: the trainer's wall time; teacher "
               "tokens · s: completion tokens the teacher scored and the time it took (engine start included).", ""]
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
@@ -185,6 +189,15 @@ def _variant(r: pd.Series) -> str:
 
 def _variant_order(v: str) -> tuple[int, str]:
     return (0 if v == REFERENCE else 1 if "System-1" in v else 2, v)
+
+
+def _top_answers(v: Any, k: int = 3) -> str:
+    """``no 59, <none> 1`` from an answer distribution's JSON text (its ``k`` most common)."""
+    if not isinstance(v, str) or not v.startswith("{"):
+        return "—"
+    items = list(json.loads(v).items())
+    more = f", +{len(items) - k} more" if len(items) > k else ""
+    return ", ".join(f"{a} {c}" for a, c in items[:k]) + more
 
 
 def _json_list(v: Any) -> list[Any] | None:

@@ -5,8 +5,9 @@ and the teacher's top-k log-probabilities at each completion token (``artifacts/
 Gold, read here only to analyse and never trained on, says whether the kept answer is right. At
 the first completion token this script reports, over kept inputs whose kept answer is wrong and
 over those whose kept answer is right: the teacher's mean probability of the kept answer's first
-token and of the gold answer's first token (0 when outside the top-k), and how often gold's
-first token gets more mass than the kept one's. Comparing a ``train.kd.context=system2`` run with
+token and of the gold answer's first token (case and spaces ignored: "No", "no" and " no" all
+count; 0 when outside the top-k), and how often gold's first token gets more mass than the kept
+one's. Comparing a ``train.kd.context=system2`` run with
 a ``context=none`` run on the same kept set shows whether the System-2 context moves the
 teacher's mass towards the right answer where its sampled answer was wrong.
 
@@ -33,8 +34,15 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def first_token(tok: Any, text: str) -> int:
-    return tok(text, add_special_tokens=False)["input_ids"][0]
+def first_piece(tok: Any, text: str) -> str:
+    """The answer's first token as text, case and surrounding spaces ignored: the teacher's mass
+    on "No", "no" and " no" all counts for the answer "no" (the task's extraction reads them alike)."""
+    return tok.decode(tok(text, add_special_tokens=False)["input_ids"][:1]).strip().lower()
+
+
+def mass(tok: Any, ids: list[int], logprobs: list[float], piece: str) -> float:
+    """The teacher's probability (within its top-k) of tokens that read as ``piece``."""
+    return sum(math.exp(lp) for i, lp in zip(ids, logprobs) if tok.decode([i]).strip().lower() == piece)
 
 
 def analyse(run: Path) -> dict[str, Any]:
@@ -50,10 +58,9 @@ def analyse(run: Path) -> dict[str, Any]:
     groups: dict[str, list[tuple[float, float]]] = {"kept answer wrong": [], "kept answer right": []}
     for ex, t in zip(examples, teacher):
         row, kept = gold[ex["id"]], ex["completion"][-1]["content"]
-        probs = {i: math.exp(lp) for i, lp in zip(t["teacher_ids"][0], t["teacher_logprobs"][0])}
-        g = first_token(tok, str(row["gold"]))
+        ids, lps = t["teacher_ids"][0], t["teacher_logprobs"][0]
         groups["kept answer right" if task.is_correct(kept, row) else "kept answer wrong"].append(
-            (probs.get(first_token(tok, kept), 0.0), probs.get(g, 0.0)))
+            (mass(tok, ids, lps, first_piece(tok, kept)), mass(tok, ids, lps, first_piece(tok, str(row["gold"])))))
     out = {"run": run.name, "context": cfg.train.kd.context, "divergence": cfg.train.kd.divergence}
     for name, pairs in groups.items():
         n = len(pairs)

@@ -160,6 +160,10 @@ def variants_markdown(df: pd.DataFrame) -> str:
                              f"near-duplicates {int(r['synthesis.n_duplicate'])}, invalid {int(r['synthesis.n_invalid'])}; "
                              f"mean pairwise ROUGE-L of the kept inputs {r['synthesis.diversity_rouge_l']:.2f}; "
                              f"{int(r['synthesis.tokens'])} tokens.")
+        for _, r in group.iterrows():
+            if isinstance(r.get("rounds"), str):
+                blocks = json.loads(r["rounds"])
+                notes.append(f"**{label}, {r['_variant']}, rounds={len(blocks)}** " + _rounds_note(blocks))
         notes.append(f"**{label}**: System 1 {_pct_ci(first['system1_acc'], first['system1_n'])}, System 2 "
                      f"{_pct_ci(first['system2_acc'], first['system2_n'])} on all {int(first['n_test'])} test inputs; "
                      f"majority baseline {100 * first['majority_baseline']:.1f}; kept answers: {first['kept_label_distribution']}.")
@@ -189,6 +193,23 @@ def _variant(r: pd.Series) -> str:
 
 def _variant_order(v: str) -> tuple[int, str]:
     return (0 if v == REFERENCE else 1 if "System-1" in v else 2, v)
+
+
+def _rounds_note(blocks: list[dict[str, Any]]) -> str:
+    """Each round's kept inputs and arms (round r + 1's System 1 and System 2 run on round r's
+    distilled model), on all test inputs and on biased prompts where the task has them."""
+    parts = []
+    for b in blocks:
+        arms = []
+        for arm in ("system1", "system2", "distilled"):
+            m = b.get(arm) or {}
+            if not m:
+                arms.append(f"{results.ARM_LABELS[arm]} —")
+                continue
+            biased = f" (biased {100 * m['acc_biased']:.1f})" if m.get("acc_biased") is not None else ""
+            arms.append(f"{results.ARM_LABELS[arm]} {100 * m['acc']:.1f}{biased}")
+        parts.append(f"round {b['round']}: kept {b['n_kept']}/{b['n_train']}, " + ", ".join(arms))
+    return "(iterated; round r + 1 starts from round r's distilled model): " + "; ".join(parts) + "."
 
 
 def _top_answers(v: Any, k: int = 3) -> str:

@@ -88,3 +88,19 @@ def test_variants_table_pairs_each_variant_with_the_cells_hard_label_sft_on_real
     synth = next(r for r in rows if "inputs synthesized from 8 seeds" in r).split(" | ")
     assert synth[7] == "0/2, p = 0.5"  # synthesized-input SFT vs real-input SFT: loses inputs 4 and 5
     assert "kept 50, near-duplicates 15, invalid 5; mean pairwise ROUGE-L of the kept inputs 0.31" in table
+
+
+def test_variants_table_reports_every_round_of_an_iterated_cell(tmp_path):
+    _kd_run(tmp_path, "sft", "full", [0, 0, 0, 0, 1, 1, 1, 0])
+    rec = json.loads((tmp_path / "sft.json").read_text())
+    arm = lambda acc, biased: {"n": 8, "acc": acc, "acc_biased": biased}  # noqa: E731
+    rec["rounds"] = [{"round": 1, "n_kept": 40, "n_train": 90, "system1": arm(0.5, 0.25),
+                      "system2": arm(0.625, 0.5), "distilled": arm(0.75, 0.5)},
+                     {"round": 2, "n_kept": 0, "n_train": 90, "system1": arm(0.75, 0.5),
+                      "system2": arm(0.5, 0.375), "distilled": None}]
+    rec["config"]["rounds"] = 2
+    (tmp_path / "sft.json").write_text(json.dumps(rec))
+    table = report.variants_markdown(report.collect_source(str(tmp_path), tmp_path))
+    assert ("round 1: kept 40/90, System 1 50.0 (biased 25.0), System 2 62.5 (biased 50.0), Distilled 75.0 "
+            "(biased 50.0); round 2: kept 0/90, System 1 75.0 (biased 50.0), System 2 50.0 (biased 37.5), "
+            "Distilled —.") in table

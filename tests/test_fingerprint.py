@@ -90,3 +90,12 @@ def test_hub_model_is_keyed_by_its_cached_commit(monkeypatch, tmp_path):
     assert first.path == "org/m" and first.key == "hub:org/m@a1b2c3"
     commit["now"] = "d4e5f6"  # the model was updated on the hub
     assert resolve("org/m").key != first.key
+
+
+def test_results_record_the_resolved_compile_mode(fake_run, tmp_path):
+    # engine.compile decides the numerics: results.json says which mode ran (auto resolved), and
+    # the two modes never share a sampled stage
+    eager = fake_run("engine.compile=false", "task.n_train=6", "task.n_test=4", run_dir=tmp_path / "eager")
+    compiled = fake_run("engine.compile=true", "task.n_train=6", "task.n_test=4", run_dir=tmp_path / "compiled")
+    assert eager["engine_config"]["compiled"] is False and compiled["engine_config"]["compiled"] is True
+    assert "generate" in compiled["computed"] and "generate" not in compiled["cache_hits"]

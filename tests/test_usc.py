@@ -171,4 +171,11 @@ def test_usc_real_engine(vllm_engine):
             assert d.extra["path"] == "unparseable"
             assert d.kept and d.answer == ts[0].answer and d.reason.startswith("fallback")  # 2 of 3 agree
         else:  # a bare number or an out-of-range one: selected as written, or the majority fallback
-            assert d.answer == ts[0].answer or (d.extra["path"] == "usc" and d.extra["selected"] in (1, 2, 3))
+            words = {"one": 1, "two": 2, "three": 3}
+            written = {int(n) for n in re.findall(r"\d+", reply.text)} | {
+                words[w.lower()] for w in re.findall(r"\b(one|two|three)\b", reply.text, re.IGNORECASE)}
+            if d.extra["path"] == "usc":  # a selection the reply wrote, of a response that exists
+                assert d.extra["selected"] in written and 1 <= d.extra["selected"] <= len(ts)
+                assert d.answer == ts[d.extra["selected"] - 1].answer
+            else:  # nothing usable selected: the majority answer (2 of 3 agree)
+                assert d.kept and d.answer == ts[0].answer and d.reason.startswith("fallback")

@@ -164,12 +164,17 @@ def variants_markdown(df: pd.DataFrame) -> str:
             if isinstance(r.get("rounds"), str):
                 blocks = json.loads(r["rounds"])
                 notes.append(f"**{label}, {r['_variant']}, rounds={len(blocks)}** " + _rounds_note(blocks))
-        notes.append(f"**{label}**: System 1 {_pct_ci(first['system1_acc'], first['system1_n'])}, System 2 "
-                     f"{_pct_ci(first['system2_acc'], first['system2_n'])} on all {int(first['n_test'])} test inputs; "
-                     f"majority baseline {100 * first['majority_baseline']:.1f}; kept answers: {first['kept_label_distribution']}.")
+        arms = []
+        for arm in ("system1", "system2"):
+            biased = first.get(f"{arm}_acc_biased")
+            arms.append(f"{results.ARM_LABELS[arm]} {_pct_ci(first[f'{arm}_acc'], first[f'{arm}_n'])}"
+                        + ("" if _missing(biased) else f" (biased {_pct_ci(biased, first.get(f'{arm}_n_biased'))})"))
+        kept = _top_answers(first.get("kept_label_distribution"))
+        notes.append(f"**{label}**: {', '.join(arms)} on all {int(first['n_test'])} test inputs; majority baseline "
+                     f"{100 * first['majority_baseline']:.1f}" + ("" if kept == "—" else f"; kept answers: {kept}") + ".")
     lines += ["", "Accuracy (%) [95% Wilson CI] of the Distilled arm; vs SFT: test inputs this variant gets right "
               "and the reference (hard-label SFT on real inputs) wrong / the reverse, exact McNemar p; Distilled "
-              "answers: its most common answers (count); train s: the trainer's wall time; teacher "
+              "answers: its answer counts (labelled tasks); train s: the trainer's wall time; teacher "
               "tokens · s: completion tokens the teacher scored and the time it took (engine start included).", ""]
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
@@ -212,13 +217,13 @@ def _rounds_note(blocks: list[dict[str, Any]]) -> str:
     return "(iterated; round r + 1 starts from round r's distilled model): " + "; ".join(parts) + "."
 
 
-def _top_answers(v: Any, k: int = 3) -> str:
-    """``no 59, <none> 1`` from an answer distribution's JSON text (its ``k`` most common)."""
+def _top_answers(v: Any, k: int = 4) -> str:
+    """``no 59, <none> 1`` from an answer distribution's JSON text; ``—`` for open answers (more
+    than ``k`` distinct ones), where the distribution says little."""
     if not isinstance(v, str) or not v.startswith("{"):
         return "—"
     items = list(json.loads(v).items())
-    more = f", +{len(items) - k} more" if len(items) > k else ""
-    return ", ".join(f"{a} {c}" for a, c in items[:k]) + more
+    return "—" if len(items) > k else ", ".join(f"{a} {c}" for a, c in items)
 
 
 def _json_list(v: Any) -> list[Any] | None:

@@ -9,7 +9,9 @@ token and of the gold answer's first token (case and spaces ignored: "No", "no" 
 count; 0 when outside the top-k), and how often gold's first token gets more mass than the kept
 one's. Comparing a ``train.kd.context=system2`` run with
 a ``context=none`` run on the same kept set shows whether the System-2 context moves the
-teacher's mass towards the right answer where its sampled answer was wrong.
+teacher's mass towards the right answer where its sampled answer was wrong. The first-token
+figures are for labelled tasks (one-token answers such as yes/no); for every task it also reports
+the teacher's mean probability of the kept completion's tokens (0 outside its top-k).
 
     python experiments/teacher_mass.py outputs/regenerate/kd__pc_ctx outputs/regenerate/kd__pc_fkl
 """
@@ -28,6 +30,7 @@ from transformers import AutoTokenizer
 
 from s2distill.models import resolve
 from s2distill.tasks import TASKS
+from s2distill.teacher import completion_ids
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
@@ -55,18 +58,24 @@ def analyse(run: Path) -> dict[str, Any]:
     examples, teacher = jsonl(run / "artifacts/sft_data.jsonl"), jsonl(run / "artifacts/teacher.jsonl")
     if len(examples) != len(teacher):
         raise SystemExit(f"{run}: {len(examples)} SFT examples but {len(teacher)} teacher rows")
-    groups: dict[str, list[tuple[float, float]]] = {"kept answer wrong": [], "kept answer right": []}
+    groups: dict[str, list[tuple[float, float, float]]] = {"kept answer wrong": [], "kept answer right": []}
     for ex, t in zip(examples, teacher):
         row, kept = gold[ex["id"]], ex["completion"][-1]["content"]
         ids, lps = t["teacher_ids"][0], t["teacher_logprobs"][0]
+        # the teacher's probability of each token of the kept completion (0 outside its top-k)
+        target = completion_ids(tok, ex)
+        per_token = [dict(zip(i, lp)).get(tid) for tid, i, lp in zip(target, t["teacher_ids"], t["teacher_logprobs"])]
+        seq = sum(0.0 if lp is None else math.exp(lp) for lp in per_token) / max(1, len(per_token))
         groups["kept answer right" if task.is_correct(kept, row) else "kept answer wrong"].append(
-            (mass(tok, ids, lps, first_piece(tok, kept)), mass(tok, ids, lps, first_piece(tok, str(row["gold"])))))
-    out = {"run": run.name, "context": cfg.train.kd.context, "divergence": cfg.train.kd.divergence}
-    for name, pairs in groups.items():
-        n = len(pairs)
-        out[name] = {"n": n, "p_kept_first_token": sum(p for p, _ in pairs) / n if n else None,
-                     "p_gold_first_token": sum(g for _, g in pairs) / n if n else None,
-                     "gold_above_kept": sum(g > p for p, g in pairs)}
+            (mass(tok, ids, lps, first_piece(tok, kept)), mass(tok, ids, lps, first_piece(tok, str(row["gold"]))), seq))
+    out = {"run": run.name, "task": task.name, "labelled": bool(task.labels), "context": cfg.train.kd.context,
+           "divergence": cfg.train.kd.divergence}
+    for name, rows in groups.items():
+        n = len(rows)
+        out[name] = {"n": n, "p_kept_first_token": sum(r[0] for r in rows) / n if n else None,
+                     "p_gold_first_token": sum(r[1] for r in rows) / n if n else None,
+                     "gold_above_kept": sum(r[1] > r[0] for r in rows),
+                     "p_kept_tokens_mean": sum(r[2] for r in rows) / n if n else None}
     return out
 
 
@@ -80,13 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
     a = ap.parse_args(argv)
     rows = [analyse(r) for r in a.runs]
-    print("| run | teacher context | kept inputs | P(kept 1st token) | P(gold 1st token) | gold above kept |")
-    print("|---|---|---|---|---|---|")
+    print("| run | teacher context | kept inputs | P(kept tokens), mean | P(kept 1st token) | P(gold 1st token) | gold above kept |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         for name in ("kept answer wrong", "kept answer right"):
             g = r[name]
-            print(f"| {r['run']} | {r['context']} | {name}: {g['n']} | {_fmt(g['p_kept_first_token'])} | "
-                  f"{_fmt(g['p_gold_first_token'])} | {g['gold_above_kept']}/{g['n']} |")
+            first = (f"{_fmt(g['p_kept_first_token'])} | {_fmt(g['p_gold_first_token'])} | {g['gold_above_kept']}/{g['n']}"
+                     if r["labelled"] else "— | — | —")  # open answers: a first token says little
+            print(f"| {r['run']} | {r['context']} | {name}: {g['n']} | {_fmt(g['p_kept_tokens_mean'])} | {first} |")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(rows, indent=1) + "\n")

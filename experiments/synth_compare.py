@@ -7,7 +7,9 @@ capitals_yn (RaR, n=4).
     python experiments/synth_compare.py                       # every cell, one after another
 
 The real-input coin_flip cell is cpu_smoke/coin_flip_rar itself (its stages come from the cache).
-The 8 seeds are the first 8 train inputs; the test split is never seen by synthesis.
+The 8 seeds are the first 8 train inputs; the test split is never seen by synthesis. When
+synthesis falls short of n_train, a second real-input control runs at the synthesized cell's size
+(``matched_cells``; listed once the synthesized cell's results exist).
 
 Success criterion, stated before running: synthesized inputs are "as good as real" in a cell when
 the Distilled arm's accuracy on the same test inputs differs from the real-input run by at most 5
@@ -30,8 +32,31 @@ CELLS: dict[str, list[str]] = {
     "synth/capitals_rar_synth8.json": [*CAPITALS, "synthesize.k=8"],
 }
 
+
+
+def matched_cells() -> dict[str, list[str]]:
+    """Real-input controls at the size synthesis reached: when it falls short of n_train (the
+    bundled 135M model rarely writes a parseable question with an answer), the synthesized cell
+    trains on fewer inputs, so the like-for-like control is the real cell with task.n_train set to
+    the number of inputs the synthesized cell used (its ``synthesis.n_used``)."""
+    import json
+
+    from regenerate import RESULTS
+
+    out = {}
+    for name, overrides in CELLS.items():
+        if "synthesize.k=8" not in overrides or not (RESULTS / name).is_file():
+            continue
+        syn = json.loads((RESULTS / name).read_text())
+        used = syn["synthesis"]["n_used"]
+        if used < syn["config"]["task"]["n_train"]:
+            real = [o for o in overrides if o != "synthesize.k=8"]
+            out[name.replace("_synth8.json", f"_real{used}.json")] = [*real, f"task.n_train={used}"]
+    return out
+
+
 if __name__ == "__main__":
     import regenerate
 
-    regenerate.CELLS = CELLS
+    regenerate.CELLS = {**CELLS, **matched_cells()}
     sys.exit(regenerate_main())

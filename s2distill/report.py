@@ -117,19 +117,23 @@ def variants_markdown(df: pd.DataFrame) -> str:
     runs = results.latest(df)
     if runs.empty:
         return "(no runs)"
-    cfg_cols = sorted(c for c in runs.columns if c.startswith("cfg.") and not c.startswith((*VARIANT_KEYS, "cfg.hydra")))
+    # one cell = one config but for the variant keys and the number of training inputs (synthesis
+    # may reach fewer than task.n_train; its like-for-like control is a real cell of that size)
+    cfg_cols = sorted(c for c in runs.columns if c.startswith("cfg.") and c != "cfg.task.n_train"
+                      and not c.startswith((*VARIANT_KEYS, "cfg.hydra")))
     runs = runs.assign(_group=runs[cfg_cols].apply(lambda r: "|".join(map(str, r)), axis=1), _variant=runs.apply(_variant, axis=1))
     subsets = [s for s in ("biased", "unbiased") if f"test_subsets.{s}" in runs.columns]
     agree_col = "distilled_agree_incorrect_rate" in runs.columns and runs["distilled_agree_incorrect_rate"].notna().any()
     head = ["cell", "training", "kept", "Distilled (all)", *(f"Distilled ({s})" for s in subsets),
-            *(["agree_incorrect"] if agree_col else []), "vs SFT (all)", *(f"vs SFT ({s})" for s in subsets[:1]),
+            *(["agree_incorrect"] if agree_col else []), "vs reference (all)", *(f"vs reference ({s})" for s in subsets[:1]),
             "Distilled answers", "train s", "teacher tokens · s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
     for _, group in runs.groupby("_group", sort=False):
-        group = group.sort_values("_variant", key=lambda v: v.map(_variant_order))
-        ref = group[group["_variant"] == REFERENCE]
-        base = ref.iloc[0] if len(ref) else None
+        group = group.assign(_order=group["_variant"].map(_variant_order)).sort_values(
+            ["n_train", "_order"], ascending=[False, True])
+        # each row's reference: hard-label SFT on as many real inputs as the row trained from
+        refs = {int(r["n_train"]): r for _, r in group[group["_variant"] == REFERENCE].iterrows()}
         first = group.iloc[0]
         label = f"{first['task']} × {_cell_label(first)}"
         for _, r in group.iterrows():
@@ -143,6 +147,7 @@ def variants_markdown(df: pd.DataFrame) -> str:
             if agree_col:
                 agree = r.get("distilled_agree_incorrect_rate")
                 vals.append("—" if _missing(agree) else f"{100 * agree:.1f}")
+            base = refs.get(int(r["n_train"]))
             for sub in ("all", *subsets[:1]):
                 vals.append(_vs(correct, _json_list(base.get("distilled_correct")) if base is not None else None,
                                 None if sub == "all" else _json_list(r.get(f"test_subsets.{sub}")))
@@ -172,8 +177,9 @@ def variants_markdown(df: pd.DataFrame) -> str:
         kept = _top_answers(first.get("kept_label_distribution"))
         notes.append(f"**{label}**: {', '.join(arms)} on all {int(first['n_test'])} test inputs; majority baseline "
                      f"{100 * first['majority_baseline']:.1f}" + ("" if kept == "—" else f"; kept answers: {kept}") + ".")
-    lines += ["", "Accuracy (%) [95% Wilson CI] of the Distilled arm; vs SFT: test inputs this variant gets right "
-              "and the reference (hard-label SFT on real inputs) wrong / the reverse, exact McNemar p; Distilled "
+    lines += ["", "Accuracy (%) [95% Wilson CI] of the Distilled arm; kept: inputs the filter kept / training inputs; "
+              "vs reference: test inputs this variant gets right and the reference (hard-label SFT on as many real "
+              "inputs) wrong / the reverse, exact McNemar p; Distilled "
               "answers: its answer counts (labelled tasks); train s: the trainer's wall time; teacher "
               "tokens · s: completion tokens the teacher scored and the time it took (engine start included).", ""]
     lines += [f"- {n}" for n in notes]
@@ -196,8 +202,8 @@ def _variant(r: pd.Series) -> str:
     return label if _missing(k) or not k else f"{label}, inputs synthesized from {int(k)} seeds"
 
 
-def _variant_order(v: str) -> tuple[int, str]:
-    return (0 if v == REFERENCE else 1 if "System-1" in v else 2, v)
+def _variant_order(v: str) -> str:
+    return f"{0 if v == REFERENCE else 1 if 'System-1' in v else 2}{v}"
 
 
 def _rounds_note(blocks: list[dict[str, Any]]) -> str:

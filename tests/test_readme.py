@@ -12,7 +12,7 @@ def test_readme_tables_match_the_committed_results():
     text = (REPO / "README.md").read_text(encoding="utf-8")
     sources = [m["src"] for m in BLOCK.finditer(text)]
     assert sources == ["experiments/results/positive_control", "experiments/results/*.json",
-                       "experiments/results/cpu_smoke", "experiments/results/real_scale"]
+                       "experiments/results/kd", "experiments/results/cpu_smoke", "experiments/results/real_scale"]
     # the results section opens with the positive control, as its per-variant table
     assert [m["kind"] for m in BLOCK.finditer(text)][0] == "bias"
     assert update_readme(text) == text, "README tables are stale: run python -m s2distill.report --update-readme"
@@ -50,10 +50,13 @@ def test_bias_table_shows_per_variant_accuracy_mcnemar_and_rewrites():
     assert len([ln for ln in table.splitlines() if ln.startswith("| system1 |")]) == 3  # the control cell
 
 
-def _kd_run(tmp_path, name, train, correct, synth=None, **kd):
+def _kd_run(tmp_path, name, train, correct, synth=None, n_train=None, **kd):
     """A biased-QA results file whose config differs from its siblings only in ``train`` (and in
-    ``synthesize`` when ``synth`` is the synthesis report of its inputs)."""
+    ``synthesize`` when ``synth`` is the synthesis report of its inputs; ``n_train``: how many
+    training inputs the run had)."""
     rec = json.loads((REPO / "experiments/results/positive_control/s2a_demos.json").read_text())
+    if n_train is not None:
+        rec["n_train"] = rec["config"]["task"]["n_train"] = n_train
     rec["config"]["train"] = {"name": train, **({"kd": kd} if kd else {})}
     rec["config"]["synthesize"] = {"k": 8 if synth else 0}
     if synth:
@@ -69,12 +72,14 @@ def test_variants_table_pairs_each_variant_with_the_cells_hard_label_sft_on_real
     _kd_run(tmp_path, "sft", "full", [0, 0, 0, 0, 1, 1, 1, 0])
     _kd_run(tmp_path, "ctx", "kd", [1, 1, 1, 0, 1, 0, 1, 1], divergence="forward_kl", context="system2",
             alpha=0.5, temperature=1.0)
-    _kd_run(tmp_path, "synth", "full", [0, 0, 0, 0, 0, 0, 1, 0], synth={
+    _kd_run(tmp_path, "synth", "full", [0, 0, 0, 0, 0, 0, 1, 0], n_train=58, synth={
         "n_seeds": 8, "n_generated": 70, "n_kept": 50, "n_duplicate": 15, "n_invalid": 5, "rounds": 3,
         "tokens": 9000, "diversity_rouge_l": 0.31})
+    # synthesis reached 58 inputs of 315: its like-for-like reference is SFT on 58 real inputs
+    _kd_run(tmp_path, "real58", "full", [1, 0, 0, 0, 1, 0, 1, 1], n_train=58)
     table = report.variants_markdown(report.collect_source(str(tmp_path), tmp_path))
     rows = [ln for ln in table.splitlines() if ln.startswith("| biased_qa")]
-    assert len(rows) == 3 and "SFT (hard labels)" in rows[0] and "(reference)" in rows[0]
+    assert len(rows) == 4 and "SFT (hard labels)" in rows[0] and "(reference)" in rows[0]
     ctx = rows[1].split(" | ")
     assert "teacher given the System-2 context" in ctx[1]
     assert ctx[3].startswith("75.0 [") and ctx[4].startswith("66.7 [") and ctx[5].startswith("100.0 [")
@@ -85,7 +90,8 @@ def test_variants_table_pairs_each_variant_with_the_cells_hard_label_sft_on_real
     assert ctx[9] == "—"  # open answers: no answer counts
     assert report._top_answers('{"no": 59, "<none>": 1}') == "no 59, <none> 1"
     synth = next(r for r in rows if "inputs synthesized from 8 seeds" in r).split(" | ")
-    assert synth[7] == "0/2, p = 0.5"  # synthesized-input SFT vs real-input SFT: loses inputs 4 and 5
+    # vs SFT on 58 real inputs (vs the 315-input run it would be 0/2): it loses inputs 0, 4 and 7
+    assert synth[2] == "73/58" and synth[7] == "0/3, p = 0.25"
     assert "kept 50, near-duplicates 15, invalid 5; mean pairwise ROUGE-L of the kept inputs 0.31" in table
 
 

@@ -64,6 +64,9 @@ class Context:
     tokens: dict[str, int] = field(default_factory=dict)
     #: ``synthesize`` options when the training inputs are grown from seeds (``synthesize.k > 0``)
     synth: Any = None
+    #: the synthesized inputs' fingerprint (set by ``synthesize_inputs``): generation's upstream,
+    #: so samples of synthesized inputs never come from a real-input cell's cache
+    inputs_fp: str | None = None
 
     def __post_init__(self) -> None:
         self.teacher = self.teacher or self.model
@@ -255,6 +258,7 @@ def synthesize_inputs(ctx: Context, rows: list[dict[str, Any]]) -> tuple[list[di
                                   int(ctx.cfg.seed), ctx.store.load_batches("synthesize", fp),
                                   lambda r, judged: ctx.store.append_batch("synthesize", fp, r, judged))
             ctx.store.save_records("synthesize", fp, recs)
+    ctx.inputs_fp = fp
     kept = [x["question"] for x in recs if x["verdict"] == "kept"][: max(ctx.task.n_train - len(seeds), 0)]
     out = seed_rows + [{"id": f"synth-{i}", "question": q} for i, q in enumerate(kept)]
     ctx.tokens["generate_synthesize"] = sum(x["tokens"] for x in recs)
@@ -301,6 +305,9 @@ def sample_traces(
         cached = [rec for b in range(len(starts)) for rec in done[b]]
         ctx.store.save_records(stage, fp, cached, {"n_rows": len(rows), "model": model})
     by_id = {rec["id"]: rec["traces"] for rec in cached}
+    if missing := [r["id"] for r in rows if r["id"] not in by_id]:
+        raise RuntimeError(f"{stage} artifact {fp} lacks {len(missing)} of these {len(rows)} inputs (e.g. {missing[0]!r}): "
+                           "its fingerprint misses a dependency of the inputs")
     out = [[Trace(**t) for t in by_id[r["id"]]] for r in rows]
     ctx.tokens[stage] = sum(t.tokens for ts in out for t in ts)
     return out
@@ -314,7 +321,7 @@ def generate(ctx: Context, rows: list[dict[str, Any]]) -> tuple[list[list[Trace]
         "task": ctx.task.fingerprint_config(), "method": ctx.method.fingerprint_config(),
         "model": ctx.teacher.key, "n": int(cfg.generate.n), "sampling": samp.__dict__,
         "engine": ctx.engine_key(BASE_JOBS),
-    })
+    }, [ctx.inputs_fp] if ctx.inputs_fp else [])
     with ctx.timed("generate"):
         traces = sample_traces(ctx, "generate", fp, rows, ctx.method, ctx.teacher.path, int(cfg.generate.n), samp)
     return traces, fp

@@ -136,6 +136,31 @@ def test_synthesized_run_uses_train_seeds_only_and_reports(fake_run, monkeypatch
     assert (tmp_path / "r/artifacts/synthesize.jsonl").is_file()
 
 
+def test_synthesized_inputs_never_reuse_a_real_input_cells_samples(fake_run, monkeypatch, tmp_path) -> None:
+    # the same cell on real inputs first, then on synthesized ones, in one cache: generation must
+    # run again (its fingerprint depends on the synthesized inputs), not serve the real cell's
+    import s2distill.engines as engines
+    from tests.conftest import FakeEngine
+
+    class Both(FakeEngine):
+        def __init__(self, model):
+            super().__init__(model)
+            self.writer = Writer()
+
+        def generate(self, chats, n, sampling, desc=""):
+            if desc.startswith("synthesize"):
+                return self.writer.generate(chats, n, sampling, desc)
+            return super().generate(chats, n, sampling, desc)
+
+    monkeypatch.setattr(engines, "make_engine", lambda model, cfg: Both(model))
+    cell = ("task.n_train=10", "task.n_test=4", "generate.n=2")
+    real = fake_run(*cell, run_dir=tmp_path / "real")
+    synth = fake_run(*cell, "synthesize.k=3", "synthesize.batch=6", run_dir=tmp_path / "synth")
+    assert "generate" in real["computed"] and "generate" in synth["computed"]
+    again = fake_run(*cell, "synthesize.k=3", "synthesize.batch=6", run_dir=tmp_path / "again")
+    assert "generate" in again["cache_hits"]  # and the synthesized cell's own samples are reused
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("synthesize.rouge_threshold=1.5", r"synthesize.rouge_threshold must be in \(0, 1\]"),
     ("synthesize.k=200", "synthesize.k=200 seeds but task.n_train=10"),

@@ -135,7 +135,9 @@ def variants_markdown(df: pd.DataFrame) -> str:
         # each row's reference: hard-label SFT on as many real inputs as the row trained from
         refs = {int(r["n_train"]): r for _, r in group[group["_variant"] == REFERENCE].iterrows()}
         first = group.iloc[0]
-        label = f"{first['task']} × {_cell_label(first)}"
+        n_rounds = first.get("cfg.rounds")
+        label = f"{first['task']} × {_cell_label(first)}" + (
+            f", round {int(n_rounds)} of rounds={int(n_rounds)}" if not _missing(n_rounds) and n_rounds > 1 else "")
         for _, r in group.iterrows():
             vals = [label, r["_variant"], f"{int(r['n_kept'])}/{int(r['n_train'])}",
                     _pct_ci(r["distilled_acc"], r["distilled_n"])]
@@ -168,7 +170,7 @@ def variants_markdown(df: pd.DataFrame) -> str:
         for _, r in group.iterrows():
             if isinstance(r.get("rounds"), str):
                 blocks = json.loads(r["rounds"])
-                notes.append(f"**{label}, {r['_variant']}, rounds={len(blocks)}** " + _rounds_note(blocks))
+                notes.append(f"**{label}, {r['_variant']}** " + _rounds_note(blocks))
         arms = []
         for arm in ("system1", "system2"):
             biased = first.get(f"{arm}_acc_biased")

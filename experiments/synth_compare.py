@@ -38,7 +38,8 @@ def matched_cells() -> dict[str, list[str]]:
     """Real-input controls at the size synthesis reached: when it falls short of n_train (the
     bundled 135M model rarely writes a parseable question with an answer), the synthesized cell
     trains on fewer inputs, so the like-for-like control is the real cell with task.n_train set to
-    the number of inputs the synthesized cell used (its ``synthesis.n_used``)."""
+    the number of training inputs the synthesized cell had (its seeds and the synthesized inputs it
+    used: ``n_train`` in its results)."""
     import json
 
     from regenerate import RESULTS
@@ -48,7 +49,7 @@ def matched_cells() -> dict[str, list[str]]:
         if "synthesize.k=8" not in overrides or not (RESULTS / name).is_file():
             continue
         syn = json.loads((RESULTS / name).read_text())
-        used = syn["synthesis"]["n_used"]
+        used = syn["n_train"]  # the seeds plus the synthesized inputs it kept
         if used < syn["config"]["task"]["n_train"]:
             real = [o for o in overrides if o != "synthesize.k=8"]
             out[name.replace("_synth8.json", f"_real{used}.json")] = [*real, f"task.n_train={used}"]

@@ -12,7 +12,8 @@ def test_readme_tables_match_the_committed_results():
     text = (REPO / "README.md").read_text(encoding="utf-8")
     sources = [m["src"] for m in BLOCK.finditer(text)]
     assert sources == ["experiments/results/positive_control", "experiments/results/*.json",
-                       "experiments/results/kd", "experiments/results/cpu_smoke", "experiments/results/real_scale"]
+                       "experiments/results/kd", "experiments/results/synth", "experiments/results/cpu_smoke",
+                       "experiments/results/real_scale"]
     # the results section opens with the positive control, as its per-variant table
     assert [m["kind"] for m in BLOCK.finditer(text)][0] == "bias"
     assert update_readme(text) == text, "README tables are stale: run python -m s2distill.report --update-readme"

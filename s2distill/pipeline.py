@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 ARMS = ("system1", "system2", "distilled")
 #: engine options that do not change what the engine generates (left out of fingerprints)
-COSMETIC_ENGINE_KEYS = ("use_tqdm", "expected_tokens", "compile_costs", "compile", "max_logprobs")
+COSMETIC_ENGINE_KEYS = ("use_tqdm", "expected_tokens", "compile_costs", "compile", "max_logprobs",
+                        "cpu_top_p_prefilter")  # the same top-p mask either way (engines/fast_top_p.py)
 #: what the base model's engine generates (sizes ``engine.compile: auto``)
 BASE_JOBS = ("generate", "system1", "system2")
 

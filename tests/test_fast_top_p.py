@@ -87,3 +87,25 @@ def test_ties_running_past_the_prefilter_fall_back():
     ours = fast_top_p.apply_top_k_top_p(logits.clone(), k, p, prefilter=10, fallback=counted_fallback(calls))
     assert_same(ours, reference(logits, k, p))
     assert calls == [1] and (~torch.isinf(ours)).sum() == 12
+
+
+@pytest.mark.slow
+def test_real_engine_gives_the_same_samples_with_and_without_vllms_sort(vllm_engine, monkeypatch):
+    from s2distill.engines.base import Sampling
+
+    calls = []
+    real = fast_top_p.apply_top_k_top_p
+    monkeypatch.setattr(fast_top_p, "apply_top_k_top_p", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    questions = ["Name a fruit that is yellow.", "What is 7 times 8?", "Write one sentence about the sea.",
+                 "Is a whale a fish? Explain briefly.", "Give a synonym for happy.", "Where is Kyoto?"]
+    chats = [[{"role": "user", "content": q}] for q in questions]
+    sampling = Sampling(temperature=0.8, top_p=0.95, max_tokens=48, seed=11)
+    fast = vllm_engine.generate(chats, 4, sampling)  # the engine installed the fast mask at start
+    assert calls, "the engine's sampler did not go through engines/fast_top_p.py"
+    fast_top_p.uninstall()
+    try:
+        sort = vllm_engine.generate(chats, 4, sampling)  # vLLM's whole-vocabulary sort
+    finally:
+        fast_top_p.install()
+    assert [[c.text for c in row] for row in fast] == [[c.text for c in row] for row in sort]
+    assert len({c.text for row in fast for c in row}) > len(questions)  # sampled, not one text per chat

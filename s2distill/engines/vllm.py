@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
+from s2distill.engines import fast_top_p
 from s2distill.engines.base import Chat, Completion, Sampling, TopK, derive_seed, resolve_dtype
 from s2distill.errors import UserError
 
@@ -208,6 +209,7 @@ class VLLMEngine:
         cpu_threads_bind: str | None = None,
         cpu_reserved_cpus: int = 0,
         cpu_inprocess: bool = True,
+        cpu_top_p_prefilter: int = fast_top_p.DEFAULT_PREFILTER,
         use_tqdm: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
         max_lora_rank: int | None = None,
@@ -230,6 +232,13 @@ class VLLMEngine:
             on_cpu = False
         if on_cpu:
             _configure_cpu_env(cpu_kvcache_space_gb, cpu_threads_bind, cpu_reserved_cpus, cpu_inprocess)
+            # top-p without vLLM's whole-vocabulary sort at every step (engines/fast_top_p.py): the
+            # same mask, so the same samples; 0 keeps vLLM's own. Installed before the engine
+            # core starts (in this process, or forked from it)
+            if int(cpu_top_p_prefilter) > 0:
+                fast_top_p.install(int(cpu_top_p_prefilter))
+            else:
+                fast_top_p.uninstall()
         from vllm import LLM
 
         kwargs: dict[str, Any] = dict(

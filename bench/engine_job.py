@@ -3,15 +3,20 @@
 Used by gen_speed.py and compile_cache.py so that every measured engine starts in its own
 process (as in a pipeline run) and frees its memory at exit. The argument is a JSON object:
 ``engine`` (vllm | hf), ``prompts``, ``n``, ``max_tokens``, ``options`` (overrides of
-conf/engine/<engine>.yaml), ``sampling`` (Sampling fields over T=0.8, top_p=0.95) and ``check`` (how many prompts to also answer greedily, so runs
-can be compared token for token).
+conf/engine/<engine>.yaml), ``sampling`` (Sampling fields over T=0.8, top_p=0.95), ``check`` (how many prompts to also answer greedily, so runs
+can be compared token for token) and ``profile`` (how many of cProfile's entries by own time to
+report for the generate call; the engine core runs in this process, so the sampler is in it).
+``texts_sha256`` is a digest of every sample's text, in order, to compare runs sample for sample.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from common import REPO, bundled_model_path, chat_prompts
 
@@ -22,6 +27,16 @@ def cpu_seconds() -> float:
 
     me = psutil.Process()
     return sum(sum(p.cpu_times()[:2]) for p in [me, *me.children(recursive=True)])
+
+
+def top_entries(prof: Any, k: int) -> list[dict[str, Any]]:
+    """cProfile's ``k`` entries with the most own time (seconds, calls)."""
+    import pstats
+
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (calls, ncalls, tottime, cumtime, callers)
+    rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:k]
+    return [{"function": f"{Path(f).name}:{line}({name})" if f != "~" else name, "own_s": round(v[2], 2),
+             "cum_s": round(v[3], 2), "calls": v[1]} for (f, line, name), v in rows]
 
 
 def main(args: dict) -> dict:
@@ -52,7 +67,17 @@ def main(args: dict) -> dict:
     if chats:
         t1, cpu1 = time.perf_counter(), cpu_seconds()
         samp = {"temperature": 0.8, "top_p": 0.95, **args.get("sampling", {})}  # e.g. top_k via "extra"
+        prof = None
+        if args.get("profile"):
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         outs = eng.generate(chats, args["n"], Sampling(max_tokens=args["max_tokens"], **samp))
+        if prof is not None:
+            prof.disable()
+            out["profile"] = top_entries(prof, int(args["profile"]))
+        out["texts_sha256"] = hashlib.sha256("\x00".join(c.text for cs in outs for c in cs).encode()).hexdigest()
         out.update(gen_s=time.perf_counter() - t1, tokens=sum(c.n_tokens for cs in outs for c in cs),
                    prompts=len(chats), completions=sum(len(cs) for cs in outs))
         # cores kept busy by this process tree while generating (2.0 = both cores of this machine)

@@ -47,6 +47,8 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
     "gen_speedup_fp32_over_bf16": (None, "higher", "vLLM tok/s, float32 / bfloat16 weights, same job (CPU)"),
     "gen_tokens_per_s_default_sampling": (1000.0, "higher", "vLLM tok/s, engine.dtype=auto, T=0.8 top_p=0.95"),
     "gen_fraction_of_greedy": (0.85, "higher", "default-sampling tok/s / greedy tok/s, same job and engine"),
+    "top_p_speedup_over_vllm_sort": (None, "higher", "T=0.8 top_p=0.95 tok/s, sort-free mask / vLLM's sort, same job"),
+    "top_p_same_samples_as_vllm_sort": (None, "", "the two top_p=0.95 runs gave the same texts (seeded)"),
     "isolate_start_s": (None, "lower", "the same engine started in a child process (isolate=true)"),
 }
 

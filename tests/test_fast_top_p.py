@@ -79,6 +79,22 @@ def test_install_routes_vllms_sampler_through_the_fast_mask_and_uninstall_restor
     assert vs.apply_top_k_top_p is original
 
 
+def test_a_nucleus_boundary_inside_tied_logits_takes_vllms_sort():
+    # bf16 weights give many equal logits; vLLM's sort orders them arbitrarily, so where the
+    # boundary cuts a tie only its own function can say which tied tokens survive
+    g = torch.Generator().manual_seed(3)
+    logits = (torch.randn(64, VOCAB, generator=g) * 8).to(torch.bfloat16).float()
+    p = torch.full((64,), 0.95)
+    calls = []
+    ours = fast_top_p.apply_top_k_top_p(logits.clone(), None, p, fallback=counted_fallback(calls))
+    assert_same(ours, reference(logits, None, p))
+    tied = torch.zeros(1, 1000)
+    tied[0, :6] = torch.tensor([5.0, 3.0, 3.0, 3.0, 3.0, 1.0])  # the boundary falls among the 3.0s
+    one = []
+    fast_top_p.apply_top_k_top_p(tied.clone(), None, torch.tensor([0.5]), fallback=counted_fallback(one))
+    assert one == [1]
+
+
 def test_ties_running_past_the_prefilter_fall_back():
     logits = torch.full((1, 1000), -5.0)
     logits[0, :12] = 2.0  # twelve tokens tied at the top: a top-k of 8 keeps all twelve in vLLM

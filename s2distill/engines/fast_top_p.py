@@ -13,9 +13,13 @@ largest tokens of a row already hold mass >= p, every token outside them has mas
 and is dropped: the nucleus lies inside the prefilter, and is read off its sorted values. A row
 whose top-k (with ties at the k-th value, which vLLM keeps) fits in the prefilter is decided the
 same way. Other rows (a flat distribution, p = 1, a top-k beyond the prefilter) take vLLM's own
-function. The masks agree up to float rounding in the last bit of a cumulative sum exactly at
+function, and so do rows whose last kept logit ties the first dropped one: vLLM's sort orders
+equal logits arbitrarily (not by index), so which tied token survives is its sort's choice, and
+only its sort can reproduce it. With bf16 weights such ties are common (13% of rows on the bench
+job). The masks then agree up to float rounding in the last bit of a cumulative sum exactly at
 the boundary (vLLM sums ~49k ascending float32 values, this sums the few largest in descending
-order); tests/test_fast_top_p.py checks them against vLLM's on random and real logits.
+order); tests/test_fast_top_p.py checks them against vLLM's on random logits and checks that
+the real engine gives the same seeded samples either way.
 """
 
 from __future__ import annotations
@@ -65,6 +69,13 @@ def apply_top_k_top_p(logits: Any, k: Any | None, p: Any | None, prefilter: int 
     decided &= (floor > float("-inf")) | (probs.sum(dim=-1) >= p32)
     keep = (above < p32.unsqueeze(1)) & (cand > float("-inf"))
     keep[:, 0] = True  # the largest token always stays (vLLM: "at least one")
+    # vLLM's sort orders equal logits arbitrarily, so where the last kept token ties the first
+    # dropped one (common with bf16 weights), which of them survives is its sort's choice: those
+    # rows, and rows whose nucleus reaches the prefilter's end, take vLLM's own function
+    n_keep = keep.sum(dim=1, keepdim=True)
+    last = cand.gather(1, n_keep - 1)
+    nxt = cand.gather(1, n_keep.clamp(max=width - 1))
+    decided &= ((n_keep < width) & (nxt < last)).squeeze(1) | torch.tensor(width == vocab)
     out = torch.full_like(logits, float("-inf"))
     out.scatter_(1, idx, vals.masked_fill(~keep, float("-inf")))
     if not bool(decided.all()):

@@ -53,11 +53,12 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
 }
 
 
-def add_job_args(ap: argparse.ArgumentParser) -> None:
-    """The generation job that gen_speed.py and compile_cache.py time: prompts x n x max tokens."""
-    ap.add_argument("--prompts", type=int, default=256)
+def add_job_args(ap: argparse.ArgumentParser, prompts: int = 256, max_tokens: int = 128) -> None:
+    """The generation job a script times: prompts x n x max tokens (gen_speed.py and
+    compile_cache.py: the full bench job; the sampling-rule scripts: its first 32 prompts, 64 tokens)."""
+    ap.add_argument("--prompts", type=int, default=prompts)
     ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--max-tokens", type=int, default=max_tokens)
 
 
 def bundled_model_path() -> str:

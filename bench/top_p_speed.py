@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 
-from common import record, run_job
+from common import add_job_args, record, run_job
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prompts", type=int, default=32)
-    ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=64)
+    add_job_args(ap, prompts=32, max_tokens=64)
     a = ap.parse_args()
     job = {"engine": "vllm", "prompts": a.prompts, "n": a.n, "max_tokens": a.max_tokens}
     seeded = {"seed": 1}

@@ -76,6 +76,25 @@ class Writer:
         return out
 
 
+@pytest.fixture
+def writer_engines(monkeypatch):
+    """Every engine of a fake_run: Writer's replies for synthesis requests, FakeEngine's otherwise."""
+    import s2distill.engines as engines
+    from tests.conftest import FakeEngine
+
+    class Both(FakeEngine):
+        def __init__(self, model):
+            super().__init__(model)
+            self.writer = Writer()
+
+        def generate(self, chats, n, sampling, desc=""):
+            if desc.startswith("synthesize"):
+                return self.writer.generate(chats, n, sampling, desc)
+            return super().generate(chats, n, sampling, desc)
+
+    monkeypatch.setattr(engines, "make_engine", lambda model, cfg: Both(model))
+
+
 def test_rounds_until_enough_inputs_and_resume_after_a_kill() -> None:
     o = syn.Options(k=2, batch=5, max_rounds=10, rouge_threshold=0.7)
     seeds = ["A coin is heads up. Ann flips the coin. Is the coin still heads up?",
@@ -94,22 +113,9 @@ def test_rounds_until_enough_inputs_and_resume_after_a_kill() -> None:
     assert resumed == recs  # the same records as the uninterrupted run
 
 
-def test_synthesized_run_uses_train_seeds_only_and_reports(fake_run, monkeypatch, tmp_path) -> None:
-    import s2distill.engines as engines
+def test_synthesized_run_uses_train_seeds_only_and_reports(fake_run, writer_engines, monkeypatch, tmp_path) -> None:
     from s2distill import pipeline
-    from tests.conftest import FakeEngine
 
-    class Both(FakeEngine):
-        def __init__(self, model):
-            super().__init__(model)
-            self.writer = Writer()
-
-        def generate(self, chats, n, sampling, desc=""):
-            if desc.startswith("synthesize"):
-                return self.writer.generate(chats, n, sampling, desc)
-            return super().generate(chats, n, sampling, desc)
-
-    monkeypatch.setattr(engines, "make_engine", lambda model, cfg: Both(model))
     seen = {}
 
     def watch(ctx):
@@ -136,23 +142,9 @@ def test_synthesized_run_uses_train_seeds_only_and_reports(fake_run, monkeypatch
     assert (tmp_path / "r/artifacts/synthesize.jsonl").is_file()
 
 
-def test_synthesized_inputs_never_reuse_a_real_input_cells_samples(fake_run, monkeypatch, tmp_path) -> None:
+def test_synthesized_inputs_never_reuse_a_real_input_cells_samples(fake_run, writer_engines, tmp_path) -> None:
     # the same cell on real inputs first, then on synthesized ones, in one cache: generation must
     # run again (its fingerprint depends on the synthesized inputs), not serve the real cell's
-    import s2distill.engines as engines
-    from tests.conftest import FakeEngine
-
-    class Both(FakeEngine):
-        def __init__(self, model):
-            super().__init__(model)
-            self.writer = Writer()
-
-        def generate(self, chats, n, sampling, desc=""):
-            if desc.startswith("synthesize"):
-                return self.writer.generate(chats, n, sampling, desc)
-            return super().generate(chats, n, sampling, desc)
-
-    monkeypatch.setattr(engines, "make_engine", lambda model, cfg: Both(model))
     cell = ("task.n_train=10", "task.n_test=4", "generate.n=2")
     real = fake_run(*cell, run_dir=tmp_path / "real")
     synth = fake_run(*cell, "synthesize.k=3", "synthesize.batch=6", run_dir=tmp_path / "synth")

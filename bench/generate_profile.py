@@ -18,35 +18,26 @@ import cProfile
 import hashlib
 import json
 import sys
-import tempfile
 import time
 
-from common import REPO, record, run_script
+from common import default_cell, record, run_script
 from engine_job import top_entries
 
 
 def stage(prefilter: int, prefix_caching: bool = True) -> dict:
-    from hydra import compose, initialize_config_dir
-
     from s2distill import pipeline
 
-    overrides = ["method=rar", "task=coin_flip", "engine.use_tqdm=false", f"engine.cpu_top_p_prefilter={prefilter}",
-                 f"+engine.extra.enable_prefix_caching={str(prefix_caching).lower()}"]
-    with tempfile.TemporaryDirectory() as cache:
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=[*overrides, f"paths.cache_dir={cache}"])
-        ctx = pipeline.build(cfg, None)
-        rows = ctx.task.unlabeled(ctx.task.load()["train"]).to_list()
-        with ctx.engines:
-            t0 = time.perf_counter()
-            ctx.engines.get(ctx.model.path)
-            start_s = time.perf_counter() - t0
-            prof = cProfile.Profile()
-            t1 = time.perf_counter()
-            prof.enable()
-            traces, _ = pipeline.generate(ctx, rows)
-            prof.disable()
-            gen_s = time.perf_counter() - t1
+    with default_cell(f"engine.cpu_top_p_prefilter={prefilter}",
+                      f"+engine.extra.enable_prefix_caching={str(prefix_caching).lower()}") as (ctx, rows, _):
+        t0 = time.perf_counter()
+        ctx.engines.get(ctx.model.path)
+        start_s = time.perf_counter() - t0
+        prof = cProfile.Profile()
+        t1 = time.perf_counter()
+        prof.enable()
+        traces, _ = pipeline.generate(ctx, rows)
+        prof.disable()
+        gen_s = time.perf_counter() - t1
     texts = "\x00".join(t.text for ts in traces for t in ts)
     tokens = sum(t.tokens for ts in traces for t in ts)
     return {"prefilter": prefilter, "prefix_caching": prefix_caching, "start_s": start_s, "generate_s": gen_s, "tokens": tokens,

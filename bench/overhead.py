@@ -11,43 +11,36 @@ before the stage so that its start (reported separately) is not counted as stage
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 
-from common import REPO, record
+from common import default_cell, record
 
 
 def main() -> None:
-    from hydra import compose, initialize_config_dir
-
     from s2distill import pipeline
 
-    overrides = ["method=rar", "task=coin_flip", "engine.use_tqdm=false", *sys.argv[1:]]
-    with tempfile.TemporaryDirectory() as cache:
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=[*overrides, f"paths.cache_dir={cache}"])
-        ctx = pipeline.build(cfg, None)
-        rows = ctx.task.unlabeled(ctx.task.load()["train"]).to_list()
-        with ctx.engines:
-            t0 = time.perf_counter()
-            engine = ctx.engines.get(ctx.model.path)
-            start_s = time.perf_counter() - t0
-            inside, calls, tokens = 0.0, 0, 0
-            generate = engine.generate
+    with default_cell(*sys.argv[1:]) as (ctx, rows, overrides):
+        cfg = ctx.cfg
+        # the engine starts before the stage: its start is reported, not counted
+        t0 = time.perf_counter()
+        engine = ctx.engines.get(ctx.model.path)
+        start_s = time.perf_counter() - t0
+        inside, calls, tokens = 0.0, 0, 0
+        generate = engine.generate
 
-            def timed_generate(*args, **kw):
-                nonlocal inside, calls, tokens
-                t = time.perf_counter()
-                out = generate(*args, **kw)
-                inside += time.perf_counter() - t
-                calls += 1
-                tokens += sum(c.n_tokens for cs in out for c in cs)
-                return out
+        def timed_generate(*args, **kw):
+            nonlocal inside, calls, tokens
+            t = time.perf_counter()
+            out = generate(*args, **kw)
+            inside += time.perf_counter() - t
+            calls += 1
+            tokens += sum(c.n_tokens for cs in out for c in cs)
+            return out
 
-            engine.generate = timed_generate
-            t1 = time.perf_counter()
-            pipeline.generate(ctx, rows)
-            wall = time.perf_counter() - t1
+        engine.generate = timed_generate
+        t1 = time.perf_counter()
+        pipeline.generate(ctx, rows)
+        wall = time.perf_counter() - t1
     frac = (wall - inside) / wall
     record("overhead", {"gen_overhead_fraction": round(frac, 4)}, {
         "overrides": overrides, "n_inputs": len(rows), "n": int(cfg.generate.n),

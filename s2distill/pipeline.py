@@ -27,7 +27,7 @@ from s2distill.evaluate import score_arm
 from s2distill.filters import FILTERS, Decision, Filter, FilterTools
 from s2distill.methods import METHODS, Method, Trace
 from s2distill.methods.demos import check_overlap
-from s2distill.metrics import distribution, majority_baseline, mcnemar, wilson_ci
+from s2distill.metrics import compare_paired, distribution, majority_baseline, wilson_ci
 from s2distill.models import ResolvedModel, check_chat_template, check_shared_vocab, resolve
 from s2distill.sft_data import fit, sft_examples
 from s2distill.tasks import TASKS, Task
@@ -591,11 +591,7 @@ def paired_tests(task: Task, rows: list[dict[str, Any]], evals: dict[str, dict[s
         other = (evals.get(arm) or {}).get("correct")
         if other is None:
             continue
-        paired[f"{arm}_vs_system1"] = {
-            g: {"mcnemar_p": mcnemar([other[i] for i in idx], [base[i] for i in idx]),
-                "n": len(idx), "wins": sum(other[i] and not base[i] for i in idx),
-                "losses": sum(base[i] and not other[i] for i in idx)}
-            for g, idx in groups.items() if idx}
+        paired[f"{arm}_vs_system1"] = {g: compare_paired(other, base, idx) for g, idx in groups.items() if idx}
     out: dict[str, Any] = {"paired": paired}
     for g, res in paired.get("distilled_vs_system1", {}).items():
         out["mcnemar_p" if g == "all" else f"mcnemar_p_{g}"] = res["mcnemar_p"]

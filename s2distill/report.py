@@ -28,7 +28,7 @@ import pandas as pd
 
 from s2distill import results
 from s2distill.errors import UserError
-from s2distill.metrics import mcnemar, wilson_ci
+from s2distill.metrics import compare_paired, wilson_ci
 from s2distill.tasks.biased_qa import TEMPLATES
 
 
@@ -161,16 +161,14 @@ def variants_markdown(df: pd.DataFrame) -> str:
             vals.append("—" if _missing(tok) else f"{int(tok)} · {'?' if _missing(sec) else f'{sec:.0f}'}")
             lines.append("| " + " | ".join(vals) + " |")
         for _, r in group.iterrows():
-            if isinstance(r.get("synthesis.n_generated"), (int, float)) and not _missing(r.get("synthesis.n_generated")):
+            if not _missing(r.get("synthesis.n_generated")):
                 notes.append(f"**{label}, {r['_variant']}**: synthesis generated {int(r['synthesis.n_generated'])} "
                              f"candidates in {int(r['synthesis.rounds'])} rounds: kept {int(r['synthesis.n_kept'])}, "
                              f"near-duplicates {int(r['synthesis.n_duplicate'])}, invalid {int(r['synthesis.n_invalid'])}; "
                              f"mean pairwise ROUGE-L of the kept inputs {r['synthesis.diversity_rouge_l']:.2f}; "
                              f"{int(r['synthesis.tokens'])} tokens.")
-        for _, r in group.iterrows():
             if isinstance(r.get("rounds"), str):
-                blocks = json.loads(r["rounds"])
-                notes.append(f"**{label}, {r['_variant']}** " + _rounds_note(blocks))
+                notes.append(f"**{label}, {r['_variant']}** " + _rounds_note(json.loads(r["rounds"])))
         arms = []
         for arm in ("system1", "system2"):
             biased = first.get(f"{arm}_acc_biased")
@@ -242,10 +240,8 @@ def _vs(a: list[Any] | None, b: list[Any] | None, idx: list[int] | None) -> str:
     """``wins/losses, p`` of paired ``a`` against ``b`` (on ``idx`` only, when given)."""
     if a is None or b is None or len(a) != len(b):
         return "—"
-    idx = list(range(len(a))) if idx is None else idx
-    wins = sum(bool(a[i]) and not b[i] for i in idx)
-    losses = sum(bool(b[i]) and not a[i] for i in idx)
-    return f"{wins}/{losses}, p = {mcnemar([a[i] for i in idx], [b[i] for i in idx]):.2g}"
+    t = compare_paired(a, b, idx)
+    return f"{t['wins']}/{t['losses']}, p = {t['mcnemar_p']:.2g}"
 
 
 def _missing(v: Any) -> bool:

@@ -84,9 +84,9 @@ def apply_top_k_top_p(logits: Any, k: Any | None, p: Any | None, prefilter: int 
     return logits.copy_(out)
 
 
-def install(prefilter: int = DEFAULT_PREFILTER) -> bool:
-    """Make vLLM's CPU sampler (in this process) mask top-p through ``apply_top_k_top_p`` above.
-    Returns whether it is installed (vLLM's module-level function is what ``forward_cpu`` calls)."""
+def install(prefilter: int = DEFAULT_PREFILTER) -> None:
+    """Make vLLM's CPU sampler (in this process) mask top-p through ``apply_top_k_top_p`` above
+    (vLLM's module-level function is what ``forward_cpu`` calls); installing twice stays one layer."""
     from vllm.v1.sample.ops import topk_topp_sampler as vs
 
     original = getattr(vs.apply_top_k_top_p, "__s2distill_original__", vs.apply_top_k_top_p)
@@ -98,7 +98,6 @@ def install(prefilter: int = DEFAULT_PREFILTER) -> bool:
 
     patched.__s2distill_original__ = original  # type: ignore[attr-defined]
     vs.apply_top_k_top_p = patched
-    return True
 
 
 def uninstall() -> None:

@@ -129,15 +129,20 @@ def variants_markdown(df: pd.DataFrame) -> str:
             "Distilled answers", "train s", "teacher tokens · s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
-    for _, group in runs.groupby("_group", sort=False):
+    cells = []
+    for key, group in runs.groupby("_group"):
         group = group.assign(_order=group["_variant"].map(_variant_order)).sort_values(
-            ["n_train", "_order"], ascending=[False, True])
-        # each row's reference: hard-label SFT on as many real inputs as the row trained from
-        refs = {int(r["n_train"]): r for _, r in group[group["_variant"] == REFERENCE].iterrows()}
+            ["n_train", "_order", "run"], ascending=[False, True, True])
         first = group.iloc[0]
         n_rounds = first.get("cfg.rounds")
         label = f"{first['task']} × {_cell_label(first)}" + (
             f", round {int(n_rounds)} of rounds={int(n_rounds)}" if not _missing(n_rounds) and n_rounds > 1 else "")
+        cells.append((label, key, group))
+    # cells in the order of their labels, never in the order the files were found or last written
+    # (a fresh clone gives every file the same checkout time)
+    for label, _, group in sorted(cells, key=lambda c: c[:2]):
+        # each row's reference: hard-label SFT on as many real inputs as the row trained from
+        refs = {int(r["n_train"]): r for _, r in group[group["_variant"] == REFERENCE].iterrows()}
         for _, r in group.iterrows():
             vals = [label, r["_variant"], f"{int(r['n_kept'])}/{int(r['n_train'])}",
                     _pct_ci(r["distilled_acc"], r["distilled_n"])]

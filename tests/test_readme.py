@@ -110,3 +110,20 @@ def test_variants_table_reports_every_round_of_an_iterated_cell(tmp_path):
     assert ("round 1: kept 40/90, System 1 50.0 (biased 25.0), System 2 62.5 (biased 50.0), Distilled 75.0 "
             "(biased 50.0); round 2: kept 0/90, System 1 75.0 (biased 50.0), System 2 50.0 (biased 37.5), "
             "Distilled —.") in table
+
+
+def test_readme_tables_do_not_depend_on_when_result_files_were_written(tmp_path):
+    """A fresh clone gives the result files checkout-order modification times: every generated
+    table must come out the same whichever file looks newest."""
+    import os
+    import shutil
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    shutil.copytree(REPO / "experiments/results", tmp_path / "experiments/results")
+    files = sorted(p for p in (tmp_path / "experiments/results").rglob("*.json"))
+    tables = []
+    for order in (files, files[::-1]):
+        for t, p in enumerate(order):
+            os.utime(p, (1_700_000_000 + t, 1_700_000_000 + t))
+        tables.append(update_readme(text, tmp_path))
+    assert tables[0] == tables[1]

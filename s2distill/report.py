@@ -11,7 +11,9 @@ recursively, or a glob such as ``experiments/results/*.json``, relative to the r
 ``--check-readme`` exits 1 when one differs. README tables are never edited by hand. A marker
 ``<!-- report: SOURCE kind=bias ... -->`` gets the per-variant table of biased-QA cells
 (``bias_markdown``) instead, and ``kind=variants`` the training and input variants of one cell
-side by side (``variants_markdown``).
+side by side (``variants_markdown``); ``kind=bench`` reads SOURCE as one file,
+``bench/results.json``, and gets its figure table (``bench_markdown``, also the top of
+bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -293,7 +295,34 @@ REPO = Path(__file__).resolve().parents[1]
 #: closing one ends it
 BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)(?: kind=(?P<kind>\w+))?[^\n]*-->\n)(?P<body>.*?)"
                    r"(?P<close><!-- /report -->)", re.S)
+def bench_markdown(data: dict[str, Any]) -> str:
+    """The figure table of ``bench/results.json``: each figure's value, its target and whether it
+    is met, its meaning, and the script and date that measured it (the file carries the targets
+    and meanings as ``targets`` and the measuring script as ``recorded_by``)."""
+    targets = data.get("targets", {})
+    recorded_by = data.get("recorded_by", {})
+    details = data.get("details", {})
+    figures = [k for k in data if k not in ("details", "targets", "recorded_by")]
+    order = [*(k for k in targets if k in figures), *sorted(k for k in figures if k not in targets)]
+    lines = ["| figure | value | target | meaning | measured by |", "|---|---|---|---|---|"]
+    for key in order:
+        v = data[key]
+        target, better, meaning = targets.get(key, (None, "", ""))
+        shown = f"{v:.3g}" if isinstance(v, float) else str(v)
+        verdict = ""
+        if target is not None and isinstance(v, (int, float)) and not isinstance(v, bool):
+            ok = v >= target if better == "higher" else v <= target
+            verdict = f"{'met' if ok else 'NOT met'} ({'>=' if better == 'higher' else '<='} {target:g})"
+        script = recorded_by.get(key)
+        when = details.get(script, {}).get("measured", "")[:10] if script else ""
+        by = f"`{script}.py`, {when}" if script else ""
+        lines.append(f"| `{key}` | {shown} | {verdict} | {meaning} | {by} |")
+    return "\n".join(lines)
+
+
 KINDS = {None: markdown, "bias": bias_markdown, "variants": variants_markdown}
+#: kinds whose source is one JSON file rendered as it is, not a folder of runs
+FILE_KINDS = {"bench": bench_markdown}
 
 
 def collect_source(src: str, root: Path = REPO) -> pd.DataFrame:
@@ -309,6 +338,12 @@ def collect_source(src: str, root: Path = REPO) -> pd.DataFrame:
 def update_readme(text: str, root: Path = REPO) -> str:
     """``text`` (a README) with every generated table rebuilt from its source."""
     def table(m: re.Match[str]) -> str:
+        if m["kind"] in FILE_KINDS:
+            path = root / m["src"]
+            if not path.is_file():
+                raise UserError(f"README marker {m['open'].strip()!r}: no file {path}")
+            body = FILE_KINDS[m["kind"]](json.loads(path.read_text(encoding="utf-8")))
+            return f"{m['open']}\n{body}\n\n{m['close']}"
         if m["kind"] not in KINDS:
             raise UserError(f"README marker {m['open'].strip()!r}: unknown kind {m['kind']!r}")
         return f"{m['open']}\n{KINDS[m['kind']](collect_source(m['src'], root))}\n\n{m['close']}"

@@ -236,3 +236,19 @@ def test_method_system1_evaluates_the_base_model_once(compose, fake_engine, tmp_
     s2 = pipeline.evaluate(ctx, "system2", test_rows)
     assert s2 == s1 and engine_calls(fake_engine) == calls
     assert ctx.store.misses == ["eval_system1"] and ctx.store.hits == ["eval_system1"]
+
+
+def test_strict_json_writes_null_for_nan_and_infinities_so_any_json_reader_accepts_results():
+    import json
+    import math
+
+    from s2distill.artifacts import strict_json
+
+    text = strict_json({"inconsistent_rate": float("nan"), "n": 3, "rates": [0.5, float("inf")],
+                        "arm": {"acc": -math.inf, "path": Path("/x")}})
+
+    def refuse(const):
+        raise ValueError(f"non-standard JSON constant {const}")
+
+    assert json.loads(text, parse_constant=refuse) == {
+        "inconsistent_rate": None, "n": 3, "rates": [0.5, None], "arm": {"acc": None, "path": "/x"}}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from s2distill import report
+from s2distill.errors import UserError
 from s2distill.report import BLOCK, REPO, update_readme
 
 
@@ -13,7 +16,7 @@ def test_readme_tables_match_the_committed_results():
     sources = [m["src"] for m in BLOCK.finditer(text)]
     assert sources == ["experiments/results/positive_control", "experiments/results/*.json",
                        "experiments/results/kd", "experiments/results/synth", "experiments/results/cpu_smoke",
-                       "experiments/results/real_scale"]
+                       "experiments/results/real_scale", "bench/results.json"]
     # the results section opens with the positive control, as its per-variant table
     assert [m["kind"] for m in BLOCK.finditer(text)][0] == "bias"
     assert update_readme(text) == text, "README tables are stale: run python -m s2distill.report --update-readme"
@@ -120,6 +123,8 @@ def test_readme_tables_do_not_depend_on_when_result_files_were_written(tmp_path)
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
     shutil.copytree(REPO / "experiments/results", tmp_path / "experiments/results")
+    (tmp_path / "bench").mkdir()
+    shutil.copy(REPO / "bench/results.json", tmp_path / "bench/results.json")
     files = sorted(p for p in (tmp_path / "experiments/results").rglob("*.json"))
     tables = []
     for order in (files, files[::-1]):
@@ -127,3 +132,25 @@ def test_readme_tables_do_not_depend_on_when_result_files_were_written(tmp_path)
             os.utime(p, (1_700_000_000 + t, 1_700_000_000 + t))
         tables.append(update_readme(text, tmp_path))
     assert tables[0] == tables[1]
+
+
+def test_bench_table_shows_each_figure_with_its_verdict_meaning_and_the_run_that_measured_it(tmp_path):
+    data = {"fast_s": 3.0, "speedup": 0.8, "same": True, "untargeted": 12345.678,
+            "targets": {"speedup": [1.5, "higher", "new / old tokens/s"], "fast_s": [5.0, "lower", "seconds"],
+                        "same": [None, "", "same texts"]},
+            "recorded_by": {"speedup": "a", "fast_s": "b"},
+            "details": {"a": {"measured": "2026-12-04 16:33"}, "b": {"measured": "2026-11-23 04:06"}}}
+    rows = report.bench_markdown(data).splitlines()[2:]
+    # targeted figures first, in the targets' order, then the rest by name
+    assert [r.split(" | ")[0] for r in rows] == ["| `speedup`", "| `fast_s`", "| `same`", "| `untargeted`"]
+    assert rows[0] == "| `speedup` | 0.8 | NOT met (>= 1.5) | new / old tokens/s | `a.py`, 2026-12-04 |"
+    assert rows[1] == "| `fast_s` | 3 | met (<= 5) | seconds | `b.py`, 2026-11-23 |"
+    assert rows[2] == "| `same` | True |  | same texts |  |"
+    assert rows[3] == "| `untargeted` | 1.23e+04 |  |  |  |"
+    # the README block reads the file; a missing one is one clear error
+    readme = "<!-- report: bench/results.json kind=bench (generated) -->\nold\n<!-- /report -->\n"
+    (tmp_path / "bench").mkdir()
+    with pytest.raises(UserError, match="no file"):
+        update_readme(readme, tmp_path)
+    (tmp_path / "bench/results.json").write_text(json.dumps(data))
+    assert "| `speedup` | 0.8 | NOT met (>= 1.5) |" in update_readme(readme, tmp_path)

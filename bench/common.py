@@ -146,7 +146,8 @@ def record(script: str, figures: dict[str, float | int | None], details: dict[st
     """Merge ``figures`` into results.json (details under ``details[script]``) and rewrite RESULTS.md."""
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     data.update(figures)
-    data["targets"] = TARGETS  # the file describes itself: README's table is generated from it
+    # the file describes itself: README's table is generated from it
+    data["targets"] = [[k, *v] for k, v in TARGETS.items()]
     data.setdefault("recorded_by", {}).update({k: script for k in figures})
     data.setdefault("details", {})[script] = {**details, "machine": machine(),
                                                "measured": time.strftime("%Y-%m-%d %H:%M")}

@@ -298,8 +298,10 @@ BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)(?: kind=(?P<kind>\w+))?[
 def bench_markdown(data: dict[str, Any]) -> str:
     """The figure table of ``bench/results.json``: each figure's value, its target and whether it
     is met, its meaning, and the script and date that measured it (the file carries the targets
-    and meanings as ``targets`` and the measuring script as ``recorded_by``)."""
-    targets = data.get("targets", {})
+    and meanings as ``targets`` and each figure's measuring script as ``recorded_by``)."""
+    # [[figure, target, "higher"/"lower", meaning], ...]: a list keeps the scripts' order, which
+    # results.json's sorted keys would lose
+    targets = {row[0]: tuple(row[1:]) for row in data.get("targets", [])}
     recorded_by = data.get("recorded_by", {})
     details = data.get("details", {})
     figures = [k for k in data if k not in ("details", "targets", "recorded_by")]

@@ -136,8 +136,8 @@ def test_readme_tables_do_not_depend_on_when_result_files_were_written(tmp_path)
 
 def test_bench_table_shows_each_figure_with_its_verdict_meaning_and_the_run_that_measured_it(tmp_path):
     data = {"fast_s": 3.0, "speedup": 0.8, "same": True, "untargeted": 12345.678,
-            "targets": {"speedup": [1.5, "higher", "new / old tokens/s"], "fast_s": [5.0, "lower", "seconds"],
-                        "same": [None, "", "same texts"]},
+            "targets": [["speedup", 1.5, "higher", "new / old tokens/s"], ["fast_s", 5.0, "lower", "seconds"],
+                        ["same", None, "", "same texts"]],
             "recorded_by": {"speedup": "a", "fast_s": "b"},
             "details": {"a": {"measured": "2026-12-04 16:33"}, "b": {"measured": "2026-11-23 04:06"}}}
     rows = report.bench_markdown(data).splitlines()[2:]

@@ -290,11 +290,6 @@ def _cell_note(label: str, r: pd.Series) -> str:
     return f"**{label}**: " + "; ".join(parts) + "."
 
 
-REPO = Path(__file__).resolve().parents[1]
-#: a generated README table: the opening marker names its source (and optionally its kind), the
-#: closing one ends it
-BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)(?: kind=(?P<kind>\w+))?[^\n]*-->\n)(?P<body>.*?)"
-                   r"(?P<close><!-- /report -->)", re.S)
 def bench_markdown(data: dict[str, Any]) -> str:
     """The figure table of ``bench/results.json``: each figure's value, its target and whether it
     is met, its meaning, and the script and date that measured it (the file carries the targets
@@ -322,6 +317,11 @@ def bench_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+REPO = Path(__file__).resolve().parents[1]
+#: a generated README table: the opening marker names its source (and optionally its kind), the
+#: closing one ends it
+BLOCK = re.compile(r"(?P<open><!-- report: (?P<src>\S+)(?: kind=(?P<kind>\w+))?[^\n]*-->\n)(?P<body>.*?)"
+                   r"(?P<close><!-- /report -->)", re.S)
 KINDS = {None: markdown, "bias": bias_markdown, "variants": variants_markdown}
 #: kinds whose source is one JSON file rendered as it is, not a folder of runs
 FILE_KINDS = {"bench": bench_markdown}

@@ -136,9 +136,15 @@ def run_script(script: str, *argv: str, env: dict[str, str] | None = None, timeo
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def tokens_per_s(runs: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Each run's generated tokens/s (``run_job``'s output), to one decimal."""
+    return {k: round(v["tokens_per_s"], 1) for k, v in runs.items()}
+
+
 def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
     return f"{cpu}, {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
 
 

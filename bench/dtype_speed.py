@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import add_job_args, record, run_job
+from common import add_job_args, record, run_job, tokens_per_s
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     runs["auto_greedy"] = run_job({**job, **opts, "prompts": a.prompts * a.n, "n": 1,
                                    "sampling": {"temperature": 0.0, "top_p": 1.0}})
     default = runs[auto] if auto in runs else runs["float32"]
-    tps = {k: round(v["tokens_per_s"], 1) for k, v in runs.items()}
+    tps = tokens_per_s(runs)
     record("dtype_speed", {
         "gen_speedup_fp32_over_bf16": round(tps["float32"] / tps["bfloat16"], 2),
         "gen_tokens_per_s_default_sampling": tps.get(auto, tps["float32"]),

@@ -39,6 +39,16 @@ def top_entries(prof: Any, k: int) -> list[dict[str, Any]]:
              "cum_s": round(v[3], 2), "calls": v[1]} for (f, line, name), v in rows]
 
 
+def own_time_line(entries: list[dict[str, Any]], k: int = 4) -> str:
+    """``top_entries``' first ``k`` entries as one line: ``function own s; ...``."""
+    return "; ".join(f"{r['function']} {r['own_s']:.1f} s" for r in entries[:k])
+
+
+def texts_digest(texts: Any) -> str:
+    """A digest of every sample's text, in order: two runs with equal digests gave the same samples."""
+    return hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+
+
 def main(args: dict) -> dict:
     from omegaconf import OmegaConf
 
@@ -78,7 +88,7 @@ def main(args: dict) -> dict:
         if prof is not None:
             prof.disable()
             out["profile"] = top_entries(prof, int(args["profile"]))
-        out["texts_sha256"] = hashlib.sha256("\x00".join(c.text for cs in outs for c in cs).encode()).hexdigest()
+        out["texts_sha256"] = texts_digest(c.text for cs in outs for c in cs)
         out.update(gen_s=time.perf_counter() - t1, tokens=sum(c.n_tokens for cs in outs for c in cs),
                    prompts=len(chats), completions=sum(len(cs) for cs in outs))
         # cores kept busy by this process tree while generating (2.0 = both cores of this machine)

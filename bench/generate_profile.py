@@ -15,13 +15,12 @@ the most own time.
 from __future__ import annotations
 
 import cProfile
-import hashlib
 import json
 import sys
 import time
 
 from common import default_cell, record, run_script
-from engine_job import top_entries
+from engine_job import own_time_line, texts_digest, top_entries
 
 
 def stage(prefilter: int, prefix_caching: bool = True) -> dict:
@@ -38,10 +37,9 @@ def stage(prefilter: int, prefix_caching: bool = True) -> dict:
         traces, _ = pipeline.generate(ctx, rows)
         prof.disable()
         gen_s = time.perf_counter() - t1
-    texts = "\x00".join(t.text for ts in traces for t in ts)
     tokens = sum(t.tokens for ts in traces for t in ts)
     return {"prefilter": prefilter, "prefix_caching": prefix_caching, "start_s": start_s, "generate_s": gen_s, "tokens": tokens,
-            "tokens_per_s": tokens / gen_s, "texts_sha256": hashlib.sha256(texts.encode()).hexdigest(),
+            "tokens_per_s": tokens / gen_s, "texts_sha256": texts_digest(t.text for ts in traces for t in ts),
             "profile": top_entries(prof, 8)}
 
 
@@ -49,7 +47,6 @@ def main() -> None:
     arms = (("sort", 0, True), ("prefilter", 256, True), ("prefilter_no_prefix_caching", 256, False))
     runs = {name: run_script("generate_profile.py", "--child", str(pf), str(pc)) for name, pf, pc in arms}
     before, after, nopc = runs["sort"], runs["prefilter"], runs["prefilter_no_prefix_caching"]
-    fmt = lambda rows: "; ".join(f"{r['function']} {r['own_s']:.1f} s" for r in rows[:4])  # noqa: E731
     record("generate_profile", {
         "default_cell_generate_s_vllm_sort": round(before["generate_s"], 1),
         "default_cell_generate_s": round(after["generate_s"], 1),
@@ -61,8 +58,8 @@ def main() -> None:
             f"with vLLM's top-p sort, {after['generate_s']:.0f} s with the prefilter "
             f"(x{before['generate_s'] / after['generate_s']:.2f}); {after['tokens']} tokens; same samples: "
             f"{before['texts_sha256'] == after['texts_sha256']}.",
-            f"Own time before: {fmt(before['profile'])}.",
-            f"Own time after: {fmt(after['profile'])}.",
+            f"Own time before: {own_time_line(before['profile'])}.",
+            f"Own time after: {own_time_line(after['profile'])}.",
             f"Without vLLM's prefix caching (on by default; RaR's second step repeats the question, and the n "
             f"samples share each prompt): {nopc['generate_s']:.0f} s, x{nopc['generate_s'] / after['generate_s']:.2f} "
             f"the default; same samples: {nopc['texts_sha256'] == after['texts_sha256']}.",

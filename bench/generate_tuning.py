@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import add_job_args, record, run_job
+from common import add_job_args, record, run_job, tokens_per_s
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
         f"max_num_seqs_{seqs}_kv_4gb": run_job({**job, "options": {"extra": {"max_num_seqs": seqs},
                                                                    "cpu_kvcache_space_gb": 4}}),
     }
-    tps = {k: round(v["tokens_per_s"], 1) for k, v in runs.items()}
+    tps = tokens_per_s(runs)
     best = max(tps, key=tps.get)
     record("generate_tuning", {
         "gen_speedup_all_sequences_at_once": round(tps[f"max_num_seqs_{seqs}"] / tps["defaults"], 2),

@@ -16,7 +16,7 @@ longer contexts) costs.
 
 from __future__ import annotations
 
-from common import record, run_job
+from common import record, run_job, tokens_per_s
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     sort = {"options": {"cpu_top_p_prefilter": 0}}
     runs = {"probe_sort": run_job({**probe, **sort}), "probe_prefilter": run_job(probe),
             "job_sort": run_job({**job, **sort}), "job_prefilter": run_job(job)}
-    tps = {k: round(v["tokens_per_s"], 1) for k, v in runs.items()}
+    tps = tokens_per_s(runs)
     mean_len = {k: round(v["tokens"] / v["completions"], 1) for k, v in runs.items()}
     record("probe_gap", {
         "probe_over_job_tokens_per_s_sort": round(tps["probe_sort"] / tps["job_sort"], 2),

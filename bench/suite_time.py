@@ -29,7 +29,7 @@ EXCLUDED = "tests/test_fast_top_p.py"
 
 def run_suite(before: bool) -> dict[str, Any]:
     env = {**os.environ}
-    skipped = Path(tempfile.mkstemp(prefix="s2distill-skipped-")[1])
+    skipped = Path(tempfile.mkstemp(prefix="s2distill-skipped-")[1]) if before else None
     if before:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH / "no_prefilter"), env.get("PYTHONPATH")) if p)
         env["S2DISTILL_BENCH_SKIPPED_INSTALLS"] = str(skipped)
@@ -41,8 +41,10 @@ def run_suite(before: bool) -> dict[str, Any]:
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|errors?|skipped|deselected)", lines[-1])}
     start = next((i for i, ln in enumerate(lines) if "slowest" in ln and "durations" in ln), None)
     slowest = [ln for ln in lines[start + 1:] if re.match(r"^\d+\.\d+s ", ln)][:8] if start is not None else []
-    n_skipped = len(skipped.read_text().splitlines()) if before else None
-    skipped.unlink(missing_ok=True)
+    n_skipped = None
+    if skipped is not None:
+        n_skipped = len(skipped.read_text().splitlines())
+        skipped.unlink()
     return {"wall_s": round(wall, 1), "returncode": res.returncode, "counts": counts, "summary": lines[-1],
             "slowest": slowest, "engine_starts_without_mask": n_skipped}
 

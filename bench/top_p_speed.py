@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import argparse
 
-from common import add_job_args, record, run_job
+from common import add_job_args, record, run_job, tokens_per_s
+from engine_job import own_time_line
 
 
 def main() -> None:
@@ -34,10 +35,9 @@ def main() -> None:
         "top_k_50": run_job({**job, "sampling": {**seeded, "top_p": 1.0, "extra": {"top_k": 50}}}),
         "greedy": run_job({**job, "prompts": a.prompts * a.n, "n": 1, "sampling": {"temperature": 0.0, "top_p": 1.0}}),
     }
-    tps = {k: round(v["tokens_per_s"], 1) for k, v in runs.items()}
+    tps = tokens_per_s(runs)
     same = runs["top_p_sort"]["texts_sha256"] == runs["top_p_fast"]["texts_sha256"]
     top = {k: runs[k]["profile"][:4] for k in ("top_p_sort", "top_p_fast")}
-    fmt = lambda rows: "; ".join(f"{r['function']} {r['own_s']:.1f} s" for r in rows)  # noqa: E731
     record("top_p_speed", {
         "gen_tokens_per_s_default_sampling": tps["top_p_fast"],
         "gen_fraction_of_greedy": round(tps["top_p_fast"] / tps["greedy"], 2),
@@ -50,8 +50,8 @@ def main() -> None:
             f"T=0.8, top_p=0.95: vLLM's sort {tps['top_p_sort']:.0f} tok/s, the sort-free mask {tps['top_p_fast']:.0f} "
             f"tok/s (x{tps['top_p_fast'] / tps['top_p_sort']:.2f}); top_p=1.0 {tps['top_p_1']:.0f}, top_k=50 "
             f"{tps['top_k_50']:.0f}, greedy {tps['greedy']:.0f} tok/s. Same samples, text for text: {same}.",
-            f"Own time, vLLM's sort: {fmt(top['top_p_sort'])}.",
-            f"Own time, sort-free mask: {fmt(top['top_p_fast'])}.",
+            f"Own time, vLLM's sort: {own_time_line(top['top_p_sort'])}.",
+            f"Own time, sort-free mask: {own_time_line(top['top_p_fast'])}.",
         ],
     })
 

@@ -345,10 +345,11 @@ def update_readme(text: str, root: Path = REPO) -> str:
             if not path.is_file():
                 raise UserError(f"README marker {m['open'].strip()!r}: no file {path}")
             body = FILE_KINDS[m["kind"]](json.loads(path.read_text(encoding="utf-8")))
-            return f"{m['open']}\n{body}\n\n{m['close']}"
-        if m["kind"] not in KINDS:
+        elif m["kind"] in KINDS:
+            body = KINDS[m["kind"]](collect_source(m["src"], root))
+        else:
             raise UserError(f"README marker {m['open'].strip()!r}: unknown kind {m['kind']!r}")
-        return f"{m['open']}\n{KINDS[m['kind']](collect_source(m['src'], root))}\n\n{m['close']}"
+        return f"{m['open']}\n{body}\n\n{m['close']}"
 
     return BLOCK.sub(table, text)
 
